@@ -1,0 +1,1 @@
+"""What can be searched: operations, cells, supernets, derived networks, encodings, data and ground truth."""

@@ -1,0 +1,99 @@
+"""A whole data split resident on the compute device, with augmentation done there too.
+
+Images stay uint8 (4x smaller than float) until a batch is drawn; random crop (zero padding 4), horizontal
+flip and per-channel normalisation run as tensor ops on the device, so no host round trip and no
+DataLoader workers are involved. Written by hand because torchvision's transforms work per image on the
+host and would put a host sync in every step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class DeviceDataset:
+    images: torch.Tensor  # uint8 [N, 3, H, W]
+    labels: torch.Tensor  # int64 [N]
+    mean: Sequence[float]  # per channel, in [0, 1] pixel units
+    std: Sequence[float]
+    num_classes: int
+    name: str = ""
+
+    def __post_init__(self):
+        if self.images.dtype != torch.uint8 or self.images.dim() != 4:
+            raise ValueError(f"images must be uint8 [N, C, H, W], got {self.images.dtype} {tuple(self.images.shape)}")
+        if self.labels.shape[0] != self.images.shape[0]:
+            raise ValueError(f"{self.images.shape[0]} images but {self.labels.shape[0]} labels in {self.name!r}")
+        self.labels = self.labels.long()
+        dev = self.images.device
+        self._mean = torch.tensor(self.mean, dtype=torch.float32, device=dev).view(1, -1, 1, 1) * 255.0
+        self._inv_std = 1.0 / (torch.tensor(self.std, dtype=torch.float32, device=dev).view(1, -1, 1, 1) * 255.0)
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    @property
+    def device(self) -> torch.device:
+        return self.images.device
+
+    def to(self, device: torch.device | str) -> DeviceDataset:
+        return DeviceDataset(self.images.to(device), self.labels.to(device), self.mean, self.std,
+                             self.num_classes, self.name)
+
+    def take(self, index: torch.Tensor | Sequence[int], name: str | None = None) -> DeviceDataset:
+        index = torch.as_tensor(index, dtype=torch.long, device=self.images.device)
+        return DeviceDataset(self.images[index], self.labels[index], self.mean, self.std, self.num_classes,
+                             name or self.name)
+
+    def subset(self, n: int | None, seed: int | None = None) -> DeviceDataset:
+        """The first `n` examples (seed None) or `n` drawn without replacement with `seed`."""
+        if n is None or n >= len(self):
+            return self
+        if n < 1:
+            raise ValueError(f"subset size must be >= 1, got {n}")
+        if seed is None:
+            return self.take(torch.arange(n), f"{self.name}[:{n}]")
+        g = torch.Generator().manual_seed(int(seed))
+        return self.take(torch.randperm(len(self), generator=g)[:n].sort().values, f"{self.name}[rand{n}@{seed}]")
+
+    def permutation(self, generator: torch.Generator) -> torch.Tensor:
+        """A random order of all examples, drawn on the device."""
+        return torch.randperm(len(self), generator=generator, device=self.images.device)
+
+    def batch(self, index: torch.Tensor, *, augment: bool = False, generator: torch.Generator | None = None,
+              channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Float, normalised images and labels for `index` (a device tensor); augmentation needs `generator`."""
+        x = self.images[index]
+        if augment:
+            if generator is None:
+                raise ValueError("augmentation needs a torch.Generator on the data's device")
+            x = random_crop_flip(x, generator, padding=4)
+        x = (x.float() - self._mean) * self._inv_std
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, self.labels[index]
+
+    def per_channel_stats(self) -> tuple[list[float], list[float]]:
+        """Mean and std per channel over the whole split, in [0, 1] pixel units (float64 accumulation)."""
+        x = self.images.double() / 255.0
+        return x.mean(dim=(0, 2, 3)).tolist(), x.std(dim=(0, 2, 3), unbiased=False).tolist()
+
+
+def random_crop_flip(x: torch.Tensor, generator: torch.Generator, padding: int = 4) -> torch.Tensor:
+    """Random crop after zero padding and a random horizontal flip, per image, as one gather on the device."""
+    n, c, h, w = x.shape
+    dev = x.device
+    padded = torch.nn.functional.pad(x, (padding, padding, padding, padding))
+    off_y = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=dev)
+    off_x = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=dev)
+    flip = torch.rand(n, generator=generator, device=dev) < 0.5
+    rows = off_y[:, None] + torch.arange(h, device=dev)[None, :]  # [n, h]
+    cols_fwd = torch.arange(w, device=dev)[None, :]
+    cols = off_x[:, None] + torch.where(flip[:, None], (w - 1) - cols_fwd, cols_fwd)  # [n, w]
+    batch_idx = torch.arange(n, device=dev)[:, None, None, None]
+    chan_idx = torch.arange(c, device=dev)[None, :, None, None]
+    return padded[batch_idx, chan_idx, rows[:, None, :, None], cols[:, None, None, :]]

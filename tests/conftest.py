@@ -1,0 +1,60 @@
+"""Fixtures shared by the whole suite: the shared real data folder and tiny files in official formats."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+SHARED_DATA = Path(os.environ.get("BALENAS_SHARED_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data (or $BALENAS_SHARED_DATA); tests using it skip where it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data folder not found at {SHARED_DATA} (set BALENAS_SHARED_DATA)")
+    return SHARED_DATA.resolve()
+
+
+def write_cifar_batch(path: Path, images: np.ndarray, labels, label_key: str = "labels") -> None:
+    """One batch in the python-pickle layout of CIFAR (`data`: uint8 N x 3072 channel-major)."""
+    record = {"batch_label": path.name, label_key: list(map(int, labels)),
+              "data": images.reshape(len(images), -1).astype(np.uint8),
+              "filenames": [f"img_{i}.png" for i in range(len(images))]}
+    with open(path, "wb") as f:
+        pickle.dump(record, f, protocol=2)
+
+
+def make_tiny_cifar10(root: Path, n_train_per_batch: int = 64, n_test: int = 64, batches: int = 2,
+                      seed: int = 0) -> Path:
+    """A `cifar-10-batches-py` folder with random images whose class is visible in the pixels."""
+    rng = np.random.default_rng(seed)
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def images_for(labels):
+        x = rng.integers(0, 256, size=(len(labels), 3, 32, 32), dtype=np.uint8)
+        x[:, 0, :4, :4] = (np.asarray(labels)[:, None, None] * 25).astype(np.uint8)  # a learnable cue
+        return x
+
+    for b in range(1, batches + 1):
+        labels = rng.integers(0, 10, size=n_train_per_batch)
+        write_cifar_batch(folder / f"data_batch_{b}", images_for(labels), labels)
+    labels = rng.integers(0, 10, size=n_test)
+    write_cifar_batch(folder / "test_batch", images_for(labels), labels)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": [f"class{i}" for i in range(10)], "num_cases_per_batch": n_train_per_batch,
+                     "num_vis": 3072}, f, protocol=2)
+    return root
+
+
+@pytest.fixture
+def tiny_cifar10(tmp_path) -> Path:
+    """A data_root holding a tiny `cifar-10-batches-py` (2 x 64 train, 64 test images)."""
+    return make_tiny_cifar10(tmp_path / "data")

@@ -1,0 +1,1 @@
+"""How a search runs: architecture distributions, the search loop, the Tune Trainable, proxies, sweeps."""

@@ -1,0 +1,159 @@
+"""The one abstraction every search method implements: a distribution over architectures.
+
+The search loop never knows which method runs. Per training step it asks the distribution for the edge
+weights of the weight step (`weights_for_weight_step`), takes its SGD step on the training batch, and then,
+every `update_interval` steps, calls `update(ctx)` with the validation batch. A distribution owns its
+parameters, its optimizer and its randomness (`self.generator`, on the search device); everything it needs
+to resume lives in `state_dict()`.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from search_spaces.space import ActiveOps, ArchWeights, SearchSpace
+
+
+@dataclass(frozen=True)
+class EdgeWeights:
+    """Weights for one supernet forward, and (optionally) the host-side list of ops worth computing.
+
+    `active[group][row]` lists the option indices with non-zero weight; methods with sparse weights (GDAS,
+    one-hot architectures) pass it so the supernet skips the rest. None = compute every op.
+    """
+
+    weights: ArchWeights
+    active: ActiveOps | None = None
+
+
+@dataclass
+class ArchStepContext:
+    """What an architecture update may use. Batches are already on the device and augmented as the loop
+    decided; `forward(x, edge_weights)` runs the supernet under the loop's autocast/memory-format settings."""
+
+    model: nn.Module
+    forward: Callable[[torch.Tensor, EdgeWeights], torch.Tensor]
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    train_batch: tuple[torch.Tensor, torch.Tensor]
+    valid_batch: tuple[torch.Tensor, torch.Tensor]
+    weight_optimizer: torch.optim.Optimizer
+    weight_lr: float
+    step: int
+    epoch: int
+    total_epochs: int
+
+
+class ArchDistribution(ABC):
+    """Base of every method. Subclasses set `name`, implement the abstract methods, and are registered in
+    `trainables.methods.registry`. Hyper-parameters arrive as a dict (`params`); unknown keys are rejected
+    by `validate_params` so that a typo in a sweep spec fails loudly."""
+
+    name: ClassVar[str]
+    #: hyper-parameter name -> default; the accepted keys of `params`.
+    defaults: ClassVar[Mapping[str, Any]] = {}
+    #: True when the weight-step loss must also reach the architecture parameters (joint training, SNAS):
+    #: the loop then does not detach them and calls `update` right after the weight step.
+    uses_train_loss: ClassVar[bool] = False
+
+    def __init__(self, space: SearchSpace, params: Mapping[str, Any] | None = None, *,
+                 num_valid: int, device: torch.device | str = "cpu", seed: int = 0):
+        self.space = space
+        self.params = self.validate_params(params or {})
+        self.num_valid = int(num_valid)
+        self.device = torch.device(device)
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(int(seed) + 1_000_003)
+
+    # ----- hyper-parameters -------------------------------------------------------------------------
+    @classmethod
+    def validate_params(cls, params: Mapping[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(params) - set(cls.defaults))
+        if unknown:
+            allowed = ", ".join(sorted(cls.defaults)) or "(none)"
+            raise ValueError(f"method {cls.name!r}: unknown hyper-parameter(s) {', '.join(unknown)}; "
+                             f"allowed: {allowed}")
+        return {**cls.defaults, **params}
+
+    @property
+    def update_interval(self) -> int:
+        """The loop calls `update` once every this many weight steps (iDARTS' T inner steps)."""
+        return 1
+
+    # ----- what the loop calls ----------------------------------------------------------------------
+    def on_epoch_start(self, epoch: int, total_epochs: int) -> None:  # noqa: B027 - optional hook
+        """Schedules (temperatures) that change per epoch."""
+
+    @abstractmethod
+    def weights_for_weight_step(self) -> EdgeWeights:
+        """Edge weights for the next weight step (detached unless `uses_train_loss`)."""
+
+    @abstractmethod
+    def update(self, ctx: ArchStepContext) -> dict[str, torch.Tensor]:
+        """One architecture step; returns 0-d tensors (no host sync), e.g. {"arch_loss": ..., "arch_acc": ...}."""
+
+    # ----- what the distribution looks like ----------------------------------------------------------
+    @abstractmethod
+    def op_probabilities(self) -> dict[str, torch.Tensor]:
+        """Per group, [rows, options] probabilities of each option (rows sum to 1)."""
+
+    @abstractmethod
+    def mode_scores(self) -> dict[str, torch.Tensor]:
+        """Scores whose discretisation is the most likely architecture."""
+
+    @abstractmethod
+    def sample_scores(self, k: int, generator: torch.Generator) -> list[dict[str, torch.Tensor]]:
+        """k independent draws of per-choice scores from the learned distribution."""
+
+    @abstractmethod
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume exactly: parameters, optimizer state, generator state."""
+
+    @abstractmethod
+    def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
+
+    def extra_metrics(self) -> dict[str, float]:
+        """Method-specific per-epoch summaries (e.g. BaLeNAS' posterior standard deviation)."""
+        return {}
+
+    # ----- derived, shared by all methods -------------------------------------------------------------
+    def sample(self, k: int, generator: torch.Generator | None = None, seed: int | None = None) -> list[str]:
+        """k architectures drawn from the distribution (the proxy stage's candidates)."""
+        if generator is None:
+            generator = torch.Generator(device=self.device)
+            generator.manual_seed(0 if seed is None else int(seed))
+        return [self.space.discretize(s) for s in self.sample_scores(int(k), generator)]
+
+    def most_likely(self) -> str:
+        return self.space.discretize(self.mode_scores())
+
+    def entropy(self) -> float:
+        """Mean categorical entropy (nats) over all choices of all groups."""
+        total, count = 0.0, 0
+        for p in self.op_probabilities().values():
+            p = p.detach().double().clamp_min(1e-12)
+            total += float(-(p * p.log()).sum())
+            count += p.shape[0]
+        return total / max(count, 1)
+
+    def max_entropy(self) -> float:
+        shapes = self.space.arch_shapes.values()
+        return sum(r * math.log(o) for r, o in shapes) / max(sum(r for r, _ in shapes), 1)
+
+    def generator_state(self) -> torch.Tensor:
+        return self.generator.get_state()
+
+    def set_generator_state(self, state: torch.Tensor) -> None:
+        self.generator.set_state(state)
+
+
+def active_from_one_hot(weights: ArchWeights) -> dict[str, Sequence[Sequence[int]]]:
+    """Host-side active lists of weights that are exactly zero except where chosen (one host sync)."""
+    return {name: [torch.nonzero(row).flatten().tolist() for row in w.detach().cpu()]
+            for name, w in weights.items()}

@@ -1,0 +1,31 @@
+"""Method name -> distribution class. Adding a method = one new file + one line here."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from trainables.methods.base import ArchDistribution
+
+# name -> "module:Class"; imported lazily so a method's file is only loaded when used.
+_METHODS: dict[str, str] = {
+    "darts-v1": "trainables.methods.darts:DartsV1",
+    "darts-v2": "trainables.methods.darts:DartsV2",
+    "balenas": "trainables.methods.balenas:BaLeNAS",
+    "balenas-v2": "trainables.methods.balenas:BaLeNASV2",
+}
+
+
+def available_methods() -> list[str]:
+    return sorted(_METHODS)
+
+
+def get_method(name: str) -> type[ArchDistribution]:
+    if name not in _METHODS:
+        raise ValueError(f"unknown method {name!r}; available: {', '.join(available_methods())}")
+    module, _, attr = _METHODS[name].partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def make_distribution(name: str, space, params: dict[str, Any] | None = None, **kwargs) -> ArchDistribution:
+    return get_method(name)(space, params, **kwargs)
