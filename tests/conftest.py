@@ -11,7 +11,8 @@ import pytest
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
-SHARED_DATA = Path(os.environ.get("BALENAS_SHARED_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
+_DEFAULT_SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+SHARED_DATA = Path(os.environ.get("BALENAS_SHARED_DATA", _DEFAULT_SHARED))
 
 
 @pytest.fixture(scope="session")
