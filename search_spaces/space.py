@@ -18,6 +18,9 @@ from torch import nn
 # when it is used.
 _SPACES: dict[str, tuple[str, dict]] = {
     "nb201": ("search_spaces.nb201.space:NB201Space", {}),
+    "nb1shot1-1": ("search_spaces.nb1shot1.space:NB1Shot1Space", {"number": 1}),
+    "nb1shot1-2": ("search_spaces.nb1shot1.space:NB1Shot1Space", {"number": 2}),
+    "nb1shot1-3": ("search_spaces.nb1shot1.space:NB1Shot1Space", {"number": 3}),
 }
 
 ArchWeights = Mapping[str, torch.Tensor]

@@ -13,6 +13,10 @@ _METHODS: dict[str, str] = {
     "darts-v2": "trainables.methods.darts:DartsV2",
     "balenas": "trainables.methods.balenas:BaLeNAS",
     "balenas-v2": "trainables.methods.balenas:BaLeNASV2",
+    "idarts": "trainables.methods.idarts:IDARTS",
+    "snas": "trainables.methods.snas:SNAS",
+    "gdas": "trainables.methods.gdas:GDAS",
+    "drnas": "trainables.methods.drnas:DrNAS",
 }
 
 

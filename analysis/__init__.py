@@ -1,0 +1,18 @@
+"""What came out of a sweep: the Parquet store (analysis.store), loading into pandas (`load`), paper-style
+tables (analysis.tables), plots (analysis.plots) and the report command (`python -m analysis report RUN_DIR`).
+
+    import analysis
+    t = analysis.load("runs/my_sweep", filters={"method": "balenas"})
+    t.epochs, t["trials"], t.samples, t.selections, t.spec
+    rows = analysis.paper_rows(t, rule="argmax", benchmark="../shared/data/nb201/nb201_merged.csv")
+    print(analysis.to_markdown(rows))
+
+matplotlib is imported only by analysis.plots / analysis.report, so `import analysis` stays light.
+"""
+
+from analysis.frames import attach_ground_truth, op_probabilities
+from analysis.load import TABLES, RunTables, load, read_table
+from analysis.tables import paper_rows, rules, selections_frame, summarize, to_latex, to_markdown, write_paper_tables
+
+__all__ = ["TABLES", "RunTables", "attach_ground_truth", "load", "op_probabilities", "paper_rows", "read_table",
+           "rules", "selections_frame", "summarize", "to_latex", "to_markdown", "write_paper_tables"]

@@ -1,0 +1,17 @@
+"""Benchmark ground truth (NAS-Bench-201, ...) as compact in-memory tables.
+
+Public API: `open_benchmark(name, path) -> Benchmark` with `query(arch, dataset, split="test", epochs=200)`,
+`record(arch, epochs=200)`, `available()`; `bench_column(dataset, split)` names record keys.
+"""
+
+from search_spaces.benchmarks.base import (
+    Benchmark,
+    BenchmarkQueryError,
+    UnknownArchitectureError,
+    bench_column,
+    table_column,
+)
+from search_spaces.benchmarks.registry import BENCHMARKS, benchmark_class, open_benchmark
+
+__all__ = ["Benchmark", "BenchmarkQueryError", "UnknownArchitectureError", "bench_column", "table_column",
+           "BENCHMARKS", "benchmark_class", "open_benchmark"]

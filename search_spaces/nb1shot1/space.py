@@ -1,0 +1,86 @@
+"""NAS-Bench-1Shot1 spaces 1-3 as `SearchSpace`s (registered as 'nb1shot1-1', 'nb1shot1-2', 'nb1shot1-3').
+
+Architecture-weight groups, as the reference one-shot model's parameters (`model_search.py`
+`_initialize_alphas`): "ops" [K, 3] (one mixed op per block), "output" [1, K+1] (output parents among the
+cell input and the K blocks) and "inputs_<i>" [1, i] for each block i whose parent set is a real choice
+(blocks 3, 4 in space 1; 2.. K in spaces 2 and 3). Discretisation: argmax op per block, top-k parents
+(k = the space's parent count; ties broken towards the lower index).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from search_spaces.nb1shot1.encoding import OPS, Arch, canonical, get_spec, parse
+from search_spaces.nb1shot1.networks import NB1Shot1Network, NB1Shot1SuperNet, input_group
+from search_spaces.space import ArchWeights, SearchSpace
+
+
+def _top_k(row: torch.Tensor, k: int) -> tuple[int, ...]:
+    order = sorted(range(row.numel()), key=lambda j: (-float(row[j]), j))
+    return tuple(sorted(order[:k]))
+
+
+class NB1Shot1Space(SearchSpace):
+    benchmark_name = "nb101"
+
+    def __init__(self, number: int):
+        self.spec = get_spec(int(number))
+        self.number = self.spec.number
+        self.name = f"nb1shot1-{self.number}"
+        k = self.spec.num_blocks
+        self.arch_shapes = {"ops": (k, len(OPS)), "output": (1, k + 1)}
+        self.option_names = {"ops": OPS, "output": ("input", *(f"block{j}" for j in range(1, k + 1)))}
+        for b in self.spec.choice_blocks():
+            self.arch_shapes[input_group(b)] = (1, b)
+            self.option_names[input_group(b)] = ("input", *(f"block{j}" for j in range(1, b)))
+
+    def supernet(self, C: int, N: int, num_classes: int) -> nn.Module:
+        return NB1Shot1SuperNet(self.spec, C=C, N=N, num_classes=num_classes)
+
+    def _check_shapes(self, scores: ArchWeights) -> None:
+        for group, shape in self.arch_shapes.items():
+            if group not in scores:
+                raise ValueError(f"{self.name} scores lack group {group!r}; groups: {sorted(self.arch_shapes)}")
+            if tuple(scores[group].shape) != shape:
+                raise ValueError(f"{self.name} scores[{group!r}] must have shape {shape}, got "
+                                 f"{tuple(scores[group].shape)}")
+
+    def decode(self, scores: ArchWeights) -> Arch:
+        """Per-choice scores -> Arch (argmax op, top-k parents)."""
+        self._check_shapes(scores)
+        cpu = {g: t.detach().float().cpu() for g, t in scores.items() if g in self.arch_shapes}
+        ops = tuple(int(i) for i in cpu["ops"].argmax(dim=-1).tolist())
+        parents = []
+        for b, k in enumerate(self.spec.block_parents, start=1):
+            group = input_group(b)
+            parents.append(_top_k(cpu[group][0], k) if group in cpu else tuple(range(b)))
+        output = _top_k(cpu["output"][0], self.spec.output_parents)
+        return Arch(self.number, ops, tuple(parents), output)
+
+    def discretize(self, scores: ArchWeights) -> str:
+        return self.decode(scores).to_string()
+
+    def canonical(self, arch: str) -> str:
+        out = canonical(arch)
+        if parse(out).space != self.number:
+            raise ValueError(f"architecture {arch!r} belongs to space {parse(out).space}, not {self.name}")
+        return out
+
+    def network(self, arch: str, num_classes: int = 10, C: int = 16, N: int = 3) -> nn.Module:
+        return NB1Shot1Network(parse(self.canonical(arch)), num_classes=num_classes, C=C, N=N)
+
+    def one_hot(self, arch: str, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+        """One-hot op rows and multi-hot parent rows (1 on each chosen parent): as supernet weights they
+        compute exactly the discrete cell (sums of the chosen parents, chosen outputs concatenated)."""
+        a = parse(self.canonical(arch))
+        out = {g: torch.zeros(shape, device=device) for g, shape in self.arch_shapes.items()}
+        for b, o in enumerate(a.ops):
+            out["ops"][b, o] = 1.0
+        for b, ps in enumerate(a.parents, start=1):
+            if input_group(b) in out:
+                out[input_group(b)][0, list(ps)] = 1.0
+        out["output"][0, list(a.output)] = 1.0
+        return out
+

@@ -1,0 +1,88 @@
+"""platform/cluster.yaml is a launchable Ray cluster config: Ray's JSON schema, Ray's own config preparation,
+GPU workers, the project installed on every node, token authentication, and specs that fit its nodes."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+import pytest
+import ray.autoscaler
+import yaml
+from ray.autoscaler._private.util import prepare_config, validate_config
+
+from trainables.spec import load_spec
+
+REPO = Path(__file__).resolve().parents[2]
+CLUSTER = REPO / "platform" / "cluster.yaml"
+
+
+@pytest.fixture(scope="module")
+def config() -> dict:
+    return yaml.safe_load(CLUSTER.read_text())
+
+
+def test_matches_rays_cluster_schema(config):
+    schema = json.loads((Path(ray.autoscaler.__file__).parent / "ray-schema.json").read_text())
+    jsonschema.validate(config, schema)
+    prepared = prepare_config(config)  # what `ray up` does before launching: fill defaults, merge commands
+    validate_config(prepared)
+
+
+def test_schema_rejects_a_broken_variant(config):
+    """The schema check above has teeth: a typo'd key or a fractional resource fails it."""
+    schema = json.loads((Path(ray.autoscaler.__file__).parent / "ray-schema.json").read_text())
+    broken = json.loads(json.dumps(config))
+    broken["available_node_types"]["worker_gpu"]["resources"]["GPU"] = 0.5
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, schema)
+    broken = json.loads(json.dumps(config))
+    broken["setup_comands"] = []
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, schema)
+
+
+def test_node_types_a_cpu_head_and_autoscaled_gpu_workers(config):
+    types = config["available_node_types"]
+    assert config["provider"]["type"] == "aws"
+    head = types[config["head_node_type"]]
+    assert head["resources"].get("GPU", 0) == 0
+    gpu_types = {name: t for name, t in types.items() if t["resources"].get("GPU", 0) >= 1}
+    assert gpu_types, "a worker node type with GPUs"
+    for t in gpu_types.values():
+        assert isinstance(t["resources"]["GPU"], int) and t["resources"]["CPU"] >= 1
+        assert 1 <= t["max_workers"] <= config["max_workers"]
+        assert t["node_config"]["InstanceType"].startswith(("g4dn", "g5", "g6", "p3", "p4", "p5"))
+
+
+def test_every_node_gets_the_project_installed(config):
+    mounts = config["file_mounts"]
+    project = [remote for remote, local in mounts.items() if local == "."]
+    assert len(project) == 1, "the checkout is mounted on every node"
+    remote = project[0]
+    installs = [c for c in config["setup_commands"] if re.search(r"pip install -e \.", c)]
+    assert installs and all(f"cd {remote}" in c for c in installs)
+    assert "pyproject.toml" in {p.name for p in REPO.iterdir()}  # what `pip install -e .` needs
+
+
+def test_ray_starts_with_token_auth_and_a_private_dashboard(config):
+    head = " ".join(config["head_start_ray_commands"])
+    workers = " ".join(config["worker_start_ray_commands"])
+    assert "ray start --head" in head and "--autoscaling-config=~/ray_bootstrap_config.yaml" in head
+    assert "--address=$RAY_HEAD_IP:6379" in workers
+    assert "RAY_AUTH_MODE=token" in head and "RAY_AUTH_MODE=token" in workers
+    assert "0.0.0.0" not in head
+    assert "~/.ray/auth_token" in config["file_mounts"]
+
+
+def test_cluster_spec_fits_the_nodes_and_the_commands_name_real_files(config):
+    spec = load_spec(REPO / "platform" / "sweeps" / "nb201_cifar10.yaml", check_paths=False)
+    gpus = max(t["resources"].get("GPU", 0) for t in config["available_node_types"].values())
+    cpus = max(t["resources"].get("CPU", 0) for t in config["available_node_types"].values())
+    assert 0 < spec.resources.gpu <= gpus and spec.resources.cpu <= cpus
+    assert spec.data_root.endswith("data/cifar10") and "data/nb201" in spec.benchmark
+    text = CLUSTER.read_text()
+    for path in set(re.findall(r"platform/[\w/]+\.(?:py|yaml)", text)):
+        assert (REPO / path).is_file(), path

@@ -1,0 +1,131 @@
+"""The proxy stage: selection rules on hand-built frames, spec validation, and a tiny end-to-end run on Ray."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+from search_spaces.nb201 import all_architectures, network, to_tuple
+from search_spaces.space import get_space
+from trainables.methods import make_distribution
+from trainables.sampling import ProxyStageConfig, rank_sum, run_proxy_stage, select
+
+NAN = math.nan
+
+
+def test_rank_sum_on_a_hand_built_frame():
+    frame = pd.DataFrame({"arch": ["a", "b", "c", "d"],
+                          "p": [1.0, 3.0, 2.0, 4.0],   # ranks 1 3 2 4
+                          "q": [40.0, 10.0, 30.0, NAN]})  # d failed q -> excluded; ranks among a,b,c: 3 1 2
+    total = rank_sum(frame, ["p", "q"])
+    assert total.tolist()[:3] == [1 + 3, 3 + 1, 2 + 2]
+    assert math.isnan(total.iloc[3])
+
+
+def test_select_rules():
+    frame = pd.DataFrame({"arch": ["a", "b", "c", "b", "d"],
+                          "p": [1.0, 3.0, 2.0, 3.0, 5.0],
+                          "q": [30.0, 10.0, 20.0, 10.0, NAN],
+                          "r": [NAN, NAN, NAN, NAN, NAN]})
+    rows = select(frame, ["p", "q", "r"], combine=[("p", "q")], argmax="z")
+    chosen = {r["rule"]: r["arch"] for r in rows}
+    # p: d is best; q: a; r: every value failed; rank p+q over a,b,c (d failed q): a=1+3, b=3+1, c=2+2 -> tie,
+    # first in sample order wins
+    assert chosen == {"argmax": "z", "proxy:p": "d", "proxy:q": "a", "proxy:r": None, "rank:p+q": "a"}
+
+
+def test_rank_combination_prefers_the_consistently_good_architecture():
+    frame = pd.DataFrame({"arch": list("abcd"), "p": [4.0, 1.0, 3.0, 2.0], "q": [1.0, 4.0, 3.0, 2.0]})
+    assert {r["rule"]: r["arch"] for r in select(frame, ["p", "q"], [("p", "q")])}["rank:p+q"] == "c"
+
+
+@pytest.mark.parametrize("section, message", [
+    ({"names": ["naswot", "bogus"]}, "bogus"),
+    ({"names": ["naswot", "synflow"], "combine": [["naswot", "snip"]]}, "not scored"),
+    ({"resources": {"cpu": 1, "tpu": 1}}, "tpu"),
+    ({"samples": 0}, "samples"),
+    ({"typo_key": 3}, "typo_key"),
+])
+def test_bad_proxy_section_names_the_field(section, message):
+    with pytest.raises(ValueError, match=message):
+        ProxyStageConfig.from_spec({"proxies": section})
+
+
+def test_config_defaults_and_overrides():
+    cfg = ProxyStageConfig.from_spec({"dataset": "cifar10", "proxies": {"names": ["naswot", "synflow"],
+                                                                         "resources": {"gpu": 0.25}}},
+                                     samples=7, names=None)
+    assert (cfg.samples, cfg.names, cfg.gpu, cfg.C, cfg.N) == (7, ("naswot", "synflow"), 0.25, 16, 5)
+    assert cfg.combine == (("naswot", "synflow"),)
+
+
+# ----- end to end on a local Ray ------------------------------------------------------------------------------
+def _fake_checkpoint(path, seed: int):
+    """A checkpoint as trainables.search.SearchRun.save writes it (the fields load_distribution reads)."""
+    space = get_space("nb201")
+    dist = make_distribution("balenas", space, {}, num_valid=16, seed=seed)
+    with torch.no_grad():  # a learned-looking mean: conv3x3 preferred on every edge, not certain
+        for mu in dist.mu.values():
+            mu.zero_()
+            mu[:, 3] = 1.0
+    torch.save({"config": {"space": "nb201", "method_params": {}, "seed": seed}, "method": "balenas",
+                "num_valid": 16, "distribution": dist.state_dict()}, path)
+    return dist
+
+
+def _fake_benchmark(path):
+    """An NB201 table with a known accuracy: 10 x (number of 3x3 convolutions) + (number of 1x1)."""
+    archs = all_architectures()
+    acc = [10.0 * to_tuple(a).count(3) + to_tuple(a).count(2) for a in archs]
+    pd.DataFrame({"arch_str": archs, "cifar10_test_acc_200ep": acc}).to_csv(path, index=False)
+    return dict(zip(archs, acc))
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, _temp_dir="/tmp/ray_proxies", include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.mark.slow
+def test_proxy_stage_end_to_end(local_ray, tmp_path, tiny_cifar10):
+    from analysis import store
+
+    dists = {f"t{i}": _fake_checkpoint(tmp_path / f"t{i}.pt", seed=i) for i in range(2)}
+    truth = _fake_benchmark(tmp_path / "bench.csv")
+    trials = pd.DataFrame({"trial_id": ["t0", "t1", "t2"], "method": ["balenas"] * 3, "seed": [0, 1, 2],
+                           "status": ["TERMINATED", "TERMINATED", "ERROR"],
+                           "checkpoint_path": [str(tmp_path / "t0.pt"), str(tmp_path / "t1.pt"), None]})
+    spec = {"space": "nb201", "dataset": "cifar10", "data_root": str(tiny_cifar10),
+            "benchmark": str(tmp_path / "bench.csv"),
+            "proxies": {"samples": 6, "names": ["params", "flops", "naswot"], "batch_size": 8, "seed": 0,
+                        "archs_per_task": 4, "C": 4, "N": 1, "resources": {"cpu": 1}}}
+    run_dir = tmp_path / "run"
+    selections = run_proxy_stage(run_dir, spec, trials, progress=False)
+
+    samples = store.read_table(run_dir, "samples")
+    assert sorted(store.partitions(run_dir, "samples")) == ["t0", "t1"]  # t2 has no checkpoint
+    assert len(samples) == 12 and {"naswot", "naswot_error", "params", "sample", "method"} <= set(samples.columns)
+    for tid, dist in dists.items():
+        rows = samples[samples.trial_id == tid].sort_values("sample")
+        assert rows.arch.tolist() == dist.sample(6, seed=0)  # the trial's own distribution, seeded
+        arch = rows.arch.iloc[0]  # params column = the real parameter count of the C=4, N=1 network
+        assert rows.params.iloc[0] == sum(p.numel() for p in network(arch, 10, C=4, N=1).parameters())
+
+    stored = store.read_table(run_dir, "selections")
+    assert len(stored) == len(selections) == 2 * 5
+    assert set(selections.rule) == {"argmax", "proxy:params", "proxy:flops", "proxy:naswot",
+                                    "rank:params+flops+naswot"}
+    for tid, dist in dists.items():
+        sel = selections[selections.trial_id == tid].set_index("rule")
+        rows = samples[samples.trial_id == tid]
+        assert sel.loc["argmax", "arch"] == dist.most_likely()
+        assert sel.loc["proxy:params", "arch"] == rows.loc[rows.params.idxmax(), "arch"]
+        for rule, arch in sel.arch.items():
+            assert sel.loc[rule, "bench_cifar10_test"] == truth[arch]
+        assert set(sel.method) == {"balenas"} and sel.seed.iloc[0] == int(tid[1])

@@ -1,0 +1,45 @@
+"""Gumbel noise and the temperature schedule shared by the concrete-relaxation methods (SNAS, GDAS).
+
+A Gumbel-softmax sample of a row of logits alpha at temperature tau is softmax((log_softmax(alpha) + g) / tau)
+with g ~ Gumbel(0, 1) i.i.d.; its argmax (the same for every tau > 0) is an exact draw from softmax(alpha)
+(Jang et al. / Maddison et al., ICLR 2017).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from trainables.methods.arch_params import positive_float
+
+
+def gumbel_noise(like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """i.i.d. Gumbel(0, 1) noise of `like`'s shape, dtype and device, drawn with `generator`."""
+    u = torch.rand(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+    u = u.clamp(torch.finfo(u.dtype).tiny, 1.0 - torch.finfo(u.dtype).eps)
+    return -torch.log(-torch.log(u))
+
+
+def relaxed_sample(alpha: torch.Tensor, noise: torch.Tensor, tau: float) -> torch.Tensor:
+    """Row-wise Gumbel-softmax sample of softmax(alpha) with the given noise (differentiable in alpha)."""
+    return torch.softmax((torch.log_softmax(alpha, dim=-1) + noise) / tau, dim=-1)
+
+
+def temperature_range(method: str, params: Mapping[str, Any]) -> tuple[float, float]:
+    """(tau_max, tau_min) from params, both > 0 and tau_max >= tau_min; a ValueError names the method."""
+    tau_max = positive_float(method, params, "tau_max")
+    tau_min = positive_float(method, params, "tau_min")
+    if tau_min > tau_max:
+        raise ValueError(f"method {method!r}: tau_min ({tau_min}) must not exceed tau_max ({tau_max})")
+    return tau_max, tau_min
+
+
+def linear_temperature(tau_max: float, tau_min: float, epoch: int, total_epochs: int) -> float:
+    """tau_max at epoch 0 down to tau_min at the last epoch, linearly (xautodl GDAS:
+    tau_max - (tau_max - tau_min) * epoch / (total_epochs - 1); SNAS' `Temp_Scheduler` is linear too)."""
+    if total_epochs <= 1:
+        return tau_max
+    frac = min(max(epoch / (total_epochs - 1), 0.0), 1.0)
+    return tau_max - (tau_max - tau_min) * frac

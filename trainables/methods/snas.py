@@ -1,0 +1,70 @@
+"""SNAS (Xie et al., ICLR 2019, "SNAS: Stochastic Neural Architecture Search"): a concrete (Gumbel-softmax)
+relaxation of each edge's op choice, trained jointly with the weights on the training loss.
+
+Every weight step draws a fresh relaxed sample softmax((log_softmax(alpha) + g) / tau) per edge (shared by
+all cells) and hands it to the loop without detaching it (`uses_train_loss`): the loop's backward of the
+training loss fills alpha.grad, and `update`, called right after the weight step, takes the Adam step and
+clears it. SNAS has no validation-batch step, so the loop's valid_loss/valid_acc stay NaN for it.
+
+Defaults: temperature linear from tau_max = 1 to tau_min = 0.03 over the epochs (the authors' code,
+SNAS-Series `--temp 1 --temp_min 0.03 --temp_annealing`, whose `Temp_Scheduler` is linear); Adam lr 3e-4,
+betas (0.5, 0.999), weight decay 1e-3 (their distributed arch optimizer; the NB201 DARTS-family setting).
+SNAS' resource constraint and its credit-assignment analysis are out of scope; alpha starts at
+1e-3 * randn like the other methods (softmax is shift-invariant, so SNAS' N(1, 0.01) location init differs
+only in its 10x larger spread). SNAS published no NB201 setting; its DARTS-space search ran 150 epochs of
+SGD 0.025 -> 0.001 cosine, momentum 0.9, weight decay 3e-4 (the search config's business).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import torch
+
+from trainables.methods.base import ArchStepContext, EdgeWeights
+from trainables.methods.darts import DartsV1
+from trainables.methods.gumbel import gumbel_noise, linear_temperature, relaxed_sample, temperature_range
+
+
+class SNAS(DartsV1):
+    """Joint training of weights and alpha through Gumbel-softmax samples."""
+
+    name: ClassVar[str] = "snas"
+    defaults: ClassVar[Mapping[str, Any]] = {**DartsV1.defaults, "tau_max": 1.0, "tau_min": 0.03}
+    uses_train_loss: ClassVar[bool] = True
+
+    def __init__(self, space, params=None, *, num_valid: int, device="cpu", seed: int = 0):
+        super().__init__(space, params, num_valid=num_valid, device=device, seed=seed)
+        self.tau_max, self.tau_min = temperature_range(self.name, self.params)
+        self.tau = self.tau_max
+
+    def on_epoch_start(self, epoch: int, total_epochs: int) -> None:
+        self.tau = linear_temperature(self.tau_max, self.tau_min, epoch, total_epochs)
+
+    def weights_for_weight_step(self) -> EdgeWeights:
+        """A relaxed sample that keeps its graph to alpha (the loop's backward reaches alpha through it)."""
+        return EdgeWeights({n: relaxed_sample(a, gumbel_noise(a.detach(), self.generator), self.tau)
+                            for n, a in self.alpha.items()})
+
+    def update(self, ctx: ArchStepContext) -> dict[str, torch.Tensor]:
+        leaves = list(self.alpha.values())
+        if all(a.grad is None for a in leaves):
+            raise RuntimeError("method 'snas': no training-loss gradient reached alpha; the loop must call "
+                               "backward() on the weight step's loss (uses_train_loss=True) before update()")
+        for a in leaves:
+            if a.grad is None:
+                a.grad = torch.zeros_like(a)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return {}
+
+    def extra_metrics(self) -> dict[str, float]:
+        return {"tau": float(self.tau)}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "tau": float(self.tau)}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.tau = float(state.get("tau", self.tau_max))

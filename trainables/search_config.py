@@ -1,0 +1,103 @@
+"""The search loop's configuration: names, defaults (NAS-Bench-201's DARTS setting) and validation.
+
+Defaults follow NB201's DARTS search (Dong & Yang, ICLR 2020; xautodl configs/nas-benchmark/algos/
+DARTS.config): SGD lr 0.025 -> 0.001 cosine, momentum 0.9, Nesterov, weight decay 5e-4, batch 64,
+50 epochs, gradient clip 5, C=16, N=5. Unknown keys and bad values raise one ValueError naming them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from search_spaces.data import DATASETS
+from search_spaces.space import available_spaces
+from trainables.methods import available_methods, get_method
+
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+class SearchConfig(BaseModel):
+    """One search run. `method_params` are the method's hyper-parameters (its `defaults` list them)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    space: str = "nb201"
+    dataset: str = "cifar10"
+    data_root: str | None = None  # None: $BALENAS_DATA_ROOT
+    split_file: str | None = None  # NB201's official split file (applied to the official data files only)
+    benchmark: str | None = None  # ground-truth table for the bench_* metrics of the argmax genotype
+    method: str = "darts-v1"
+    method_params: dict[str, Any] = Field(default_factory=dict)
+    epochs: int = Field(50, ge=1)
+    batch_size: int = Field(64, ge=1)
+    C: int = Field(16, ge=1)
+    N: int = Field(5, ge=1)
+    seed: int = Field(0, ge=0)
+    device: str = "auto"
+    steps_per_epoch: int | None = Field(None, ge=1)  # cap on weight steps per epoch
+    train_size: int | None = Field(None, ge=1)  # keep the first n of each search half (same for every seed)
+    augment: bool = True  # random crop + flip on both halves, as NB201's search loaders
+    w_lr: float = Field(0.025, gt=0)
+    w_lr_min: float = Field(0.001, ge=0)
+    w_momentum: float = Field(0.9, ge=0, lt=1)
+    w_nesterov: bool = True
+    w_weight_decay: float = Field(5e-4, ge=0)
+    grad_clip: float | None = Field(5.0, gt=0)  # None: no clipping
+    amp: bool = False  # bf16 autocast
+    channels_last: bool = False
+
+    @field_validator("space")
+    @classmethod
+    def _space(cls, v: str) -> str:
+        if v not in available_spaces():
+            raise ValueError(f"unknown search space; available: {', '.join(available_spaces())}")
+        return v
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset(cls, v: str) -> str:
+        if v not in DATASETS:
+            raise ValueError(f"unknown data set; available: {', '.join(DATASETS)}")
+        return v
+
+    @field_validator("method")
+    @classmethod
+    def _method(cls, v: str) -> str:
+        if v not in available_methods():
+            raise ValueError(f"unknown method; available: {', '.join(available_methods())}")
+        return v
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if not _DEVICE.match(v):
+            raise ValueError("device must be 'auto', 'cpu', 'mps', 'cuda' or 'cuda:<index>'")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SearchConfig:
+        if self.w_lr_min > self.w_lr:
+            raise ValueError(f"w_lr_min ({self.w_lr_min}) must not exceed w_lr ({self.w_lr})")
+        get_method(self.method).validate_params(self.method_params)  # unknown hyper-parameter names
+        return self
+
+
+def parse_config(config: dict[str, Any]) -> SearchConfig:
+    """Validate a plain dict; one ValueError lists each bad key with its value and the reason."""
+    if isinstance(config, SearchConfig):
+        return config
+    if not isinstance(config, dict):
+        raise ValueError(f"a search config must be a dict, got {type(config).__name__}")
+    try:
+        return SearchConfig(**config)
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            key = ".".join(str(p) for p in err["loc"]) or "config"
+            value = err.get("input")
+            msg = err["msg"].removeprefix("Value error, ")
+            problems.append(f"{key}={value!r}: {msg}" if err["loc"] else msg)
+        raise ValueError("invalid search config: " + "; ".join(problems)) from None
