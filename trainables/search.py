@@ -32,7 +32,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from search_spaces.data import dataset_spec, load_splits, random_crop_flip
+from search_spaces.data import dataset_spec, load_splits
 from search_spaces.data.device import DeviceDataset
 from search_spaces.space import get_space
 from trainables.methods import ArchDistribution, ArchStepContext, EdgeWeights, make_distribution
@@ -60,25 +60,16 @@ def resolve_device(name: str) -> torch.device:
 
 
 class _Batches:
-    """Draws augmented, normalised batches from a DeviceDataset (padding per data set: 4 CIFAR, 2 IN16)."""
+    """Draws batches (augmented or not, channels_last or not) from a DeviceDataset for the loop."""
 
-    def __init__(self, data: DeviceDataset, padding: int, augment: bool, channels_last: bool):
-        self.data, self.padding, self.augment, self.channels_last = data, padding, augment, channels_last
-        dev = data.device
-        self.mean = torch.tensor(data.mean, dtype=torch.float32, device=dev).view(1, -1, 1, 1) * 255.0
-        self.inv_std = 1.0 / (torch.tensor(data.std, dtype=torch.float32, device=dev).view(1, -1, 1, 1) * 255.0)
+    def __init__(self, data: DeviceDataset, augment: bool, channels_last: bool):
+        self.data, self.augment, self.channels_last = data, augment, channels_last
 
     def __len__(self) -> int:
         return len(self.data)
 
     def __call__(self, index: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.data.images[index]
-        if self.augment:
-            x = random_crop_flip(x, generator, padding=self.padding)
-        x = (x.float() - self.mean) * self.inv_std
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x, self.data.labels[index]
+        return self.data.batch(index, augment=self.augment, generator=generator, channels_last=self.channels_last)
 
 
 def _loss_fn(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -110,8 +101,8 @@ class SearchRun:
             if missing:
                 raise ValueError(f"splits is missing {', '.join(sorted(missing))}")
             splits = {k: splits[k].to(self.device) for k in ("search-train", "search-valid")}
-        self.train = _Batches(splits["search-train"], self.spec.crop_padding, cfg.augment, cfg.channels_last)
-        self.valid = _Batches(splits["search-valid"], self.spec.crop_padding, cfg.augment, cfg.channels_last)
+        self.train = _Batches(splits["search-train"], cfg.augment, cfg.channels_last)
+        self.valid = _Batches(splits["search-valid"], cfg.augment, cfg.channels_last)
         self.num_classes = splits["search-train"].num_classes
 
         torch.manual_seed(cfg.seed)

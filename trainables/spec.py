@@ -54,16 +54,17 @@ class _Strict(BaseModel):
 
 
 class Resources(_Strict):
-    """Per trial. `gpu` may be fractional (several trials share one GPU) up to 1, whole numbers above."""
+    """Per trial. `gpu` may be fractional (several trials share one GPU), at most 1 (a search uses one device)."""
 
     cpu: float = Field(1.0, gt=0)
     gpu: float = Field(0.0, ge=0)
 
     @field_validator("gpu")
     @classmethod
-    def _whole_above_one(cls, v: float) -> float:
-        if v > 1 and v != int(v):
-            raise ValueError("a fractional gpu share must be at most 1 (Ray schedules >1 GPUs in whole units)")
+    def _one_device(cls, v: float) -> float:
+        if v > 1:
+            raise ValueError("a search runs on one device: use at most 1 GPU per trial (a fraction such as "
+                             "0.5 packs several trials on one GPU)")
         return v
 
 

@@ -36,8 +36,7 @@ from ray.tune import Callback
 
 from analysis import store
 from trainables.spec import SweepSpec, validate_spec
-from trainables.trainable import (TRIAL_INFO_PREFIX, SearchTrainable, checkpoint_file, hp_columns,
-                                  library_versions)
+from trainables.trainable import TRIAL_INFO_PREFIX, SearchTrainable, checkpoint_file, hp_columns, library_versions
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +83,7 @@ def trial_row(trial, history: pd.DataFrame | None) -> dict[str, Any]:
     if history is not None and len(history):
         final = history.sort_values("epoch").iloc[-1].to_dict()
         row.update({k: v for k, v in final.items() if k not in row})
+        row["final_genotype"] = final.get("genotype")
     row["epochs_done"] = int(history["epoch"].max()) if history is not None and len(history) else 0
     row["total_epochs"] = int(search.get("epochs", last.get(TRIAL_INFO_PREFIX + "total_epochs", 0)))
     status = str(trial.status)
@@ -224,6 +224,8 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None, temp_di
         return False
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
+        if num_cpus is not None or temp_dir is not None:
+            log.warning("joining the cluster at %s: --num-cpus / --ray-temp-dir apply to a local Ray only", address)
         ray.init(address=address, **kwargs)
     else:
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -261,8 +263,7 @@ def build_tuner(spec: SweepSpec, run_dir: Path, *, resume: bool, trainable: type
                 callbacks: Sequence = (), verbose: int = 1):
     from ray import tune
 
-    trainable = tune.with_resources(trainable or SearchTrainable,
-                                    {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
+    trainable = trial_trainable(spec, trainable)
     if resume:
         if not tune.Tuner.can_restore(str(run_dir)):
             raise FileNotFoundError(f"--resume: {run_dir} holds no Tune experiment state to restore "
@@ -278,8 +279,21 @@ def build_tuner(spec: SweepSpec, run_dir: Path, *, resume: bool, trainable: type
         callbacks=[ParquetResults(run_dir), *callbacks], verbose=verbose, progress_reporter=progress_reporter(spec))
     tune_config = tune.TuneConfig(max_concurrent_trials=spec.max_concurrent_trials, reuse_actors=True,
                                   trial_dirname_creator=trial_dirname)
-    param_space = {"trial": tune.grid_search([t.as_config() for t in spec.trials()])}
-    return tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config)
+    return tune.Tuner(trainable, param_space=param_space(spec), tune_config=tune_config, run_config=run_config)
+
+
+def trial_trainable(spec: SweepSpec, trainable: type | None = None):
+    """The Trainable with the spec's per-trial resources (fractional GPUs pack trials on one GPU)."""
+    from ray import tune
+
+    return tune.with_resources(trainable or SearchTrainable, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
+
+
+def param_space(spec: SweepSpec) -> dict[str, Any]:
+    """One grid axis over the explicit trial list (see the module docstring for why)."""
+    from ray import tune
+
+    return {"trial": tune.grid_search([t.as_config() for t in spec.trials()])}
 
 
 def bench_column(dataset: str) -> str:

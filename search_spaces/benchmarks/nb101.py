@@ -80,12 +80,15 @@ class _Accumulator:
             raise ValueError(f"{source}: no records")
         cell = np.frombuffer(self.cell, dtype=np.int64)
         epochs = np.frombuffer(self.epochs, dtype=np.int64)
+        if epochs.min() < 0 or epochs.max() >= 1024:
+            raise ValueError(f"{source}: epochs outside 0..1023 ({epochs.min()}..{epochs.max()})")
         key = cell * 1024 + epochs
         order = np.argsort(key, kind="stable")
         key = key[order]
         starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
         counts = np.diff(np.r_[starts, len(key)])
         g_cell, g_epochs = key[starts] // 1024, key[starts] % 1024
+        group = np.repeat(np.arange(len(starts)), counts)  # group of each sorted record
         hashes = np.empty(len(self.fixed), dtype=object)
         for h, i in self.ids.items():
             hashes[i] = h
@@ -103,9 +106,9 @@ class _Accumulator:
         for (stage, field), vals in self.values.items():
             v = np.frombuffer(vals, dtype=np.float64)[order]
             mean = np.add.reduceat(v, starts) / counts
-            var = np.add.reduceat(v * v, starts) / counts - mean * mean
+            var = np.add.reduceat((v - mean[group]) ** 2, starts) / counts  # two-pass: no cancellation
             columns[stat_column(stage, field, "mean")] = pa.array(mean)
-            columns[stat_column(stage, field, "std")] = pa.array(np.sqrt(np.clip(var, 0.0, None)))
+            columns[stat_column(stage, field, "std")] = pa.array(np.sqrt(var))
         return pa.table(columns)
 
 
@@ -113,7 +116,7 @@ def convert(src: Path | str, out: Path | str, progress: Callable[[str], None] | 
             verify_crc: bool = True, check_hashes: bool = False) -> dict:
     """Convert an official NB101 .tfrecord into the compact Parquet table; returns a summary dict.
 
-    `check_hashes` recomputes each distinct cell's module hash from its matrix and ops (about 0.1 ms per
+    `check_hashes` recomputes each distinct cell's module hash from its matrix and ops (well under 1 ms per
     cell) and fails on the first mismatch. The output is written atomically (temporary file + rename).
     """
     import pyarrow.parquet as pq
@@ -149,7 +152,7 @@ def convert(src: Path | str, out: Path | str, progress: Callable[[str], None] | 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
     try:
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, tmp, compression="zstd", row_group_size=1 << 17)
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
@@ -171,13 +174,15 @@ class NB101Benchmark(Benchmark):
     record_extras = ("params_M",)
 
     def __init__(self, keys, metrics, extras, per_epoch: dict[int, dict[str, np.ndarray]],
-                 matrices: list[str], ops: list[str], source: str = ""):
+                 matrices: tuple[list[str], np.ndarray], ops: tuple[list[str], np.ndarray], source: str = ""):
+        """`matrices` and `ops` are (distinct strings, per-cell index into them)."""
         super().__init__(keys, metrics, extras, source=source)
         self._per_epoch = per_epoch
         self._matrices, self._ops = matrices, ops
 
     @classmethod
     def open(cls, path: Path | str) -> NB101Benchmark:
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
         path = Path(path).expanduser()
@@ -186,40 +191,47 @@ class NB101Benchmark(Benchmark):
         if path.suffix.lower() == ".tfrecord":
             raise ValueError(f"{path} is a record file; convert it first. {OFFICIAL_FILE_HELP}")
         try:
-            table = pq.read_table(path)
+            pfile = pq.ParquetFile(path)
         except OSError as err:
             raise ValueError(f"{path}: not a readable Parquet NB101 table ({err})") from err
-        raw = (table.schema.metadata or {}).get(META_KEY)
+        raw = (pfile.schema_arrow.metadata or {}).get(META_KEY)
         meta = json.loads(raw) if raw else {}
         if meta.get("format") != TABLE_FORMAT or meta.get("version") != TABLE_VERSION:
             raise ValueError(f"{path}: not an NB101 table written by this converter (format "
                              f"{meta.get('format')!r} v{meta.get('version')!r}). {OFFICIAL_FILE_HELP}")
-        codes = table.column("cell").to_numpy().astype(np.int64)
+        # Column by column, row group by row group: the peak memory is the result plus one column chunk.
+        # matrix and ops are read dictionary-encoded (far fewer distinct values than cells) and kept so.
+        def column(name: str, dictionary: bool = False):
+            chunks = [pfile.read_row_group(g, columns=[name]).column(0)
+                      for g in range(pfile.metadata.num_row_groups)]
+            col = pa.chunked_array([c for ch in chunks for c in ch.chunks], type=chunks[0].type)
+            return col.dictionary_encode() if dictionary and not pa.types.is_dictionary(col.type) else col
+
+        value_cols = [c for c in pfile.schema_arrow.names if c.endswith(("_mean", "_std"))] + ["num_repeats"]
+        codes = column("cell").to_numpy().astype(np.int64)
         cells, first = np.unique(codes, return_index=True)
         if len(cells) and (cells[0] != 0 or cells[-1] != len(cells) - 1):
             raise ValueError(f"{path}: column 'cell' is not a dense 0..n-1 index")
         n = len(cells)
-        epochs = table.column("epochs").to_numpy()
-        value_cols = [c for c in table.column_names if c.endswith(("_mean", "_std"))] + ["num_repeats"]
-        values = {c: table.column(c).to_numpy().astype(np.float64) for c in value_cols}
-        per_epoch: dict[int, dict[str, np.ndarray]] = {}
-        for e in np.unique(epochs):
-            idx = np.flatnonzero(epochs == e)
-            cols = {}
-            for c in value_cols:
+        epochs = column("epochs").to_numpy()
+        groups = {int(e): np.flatnonzero(epochs == e) for e in np.unique(epochs)}
+        per_epoch: dict[int, dict[str, np.ndarray]] = {e: {} for e in groups}
+        for c in value_cols:
+            values = column(c).to_numpy()
+            for e, idx in groups.items():
                 col = np.full(n, np.nan)
-                col[codes[idx]] = values[c][idx]
-                cols[c] = col
-            per_epoch[int(e)] = cols
+                col[codes[idx]] = values[idx]
+                per_epoch[e][c] = col
         metrics = {(DATASET, split, e): 100.0 * cols[stat_column("final", field, "mean")]
                    for e, cols in per_epoch.items() for split, field in _SPLIT_FIELD.items()}
-        params = table.column("trainable_parameters").to_numpy().astype(np.float64)[first]
+        params = column("trainable_parameters").to_numpy().astype(np.float64)[first]
         extras = {"trainable_parameters": params, "params_M": params / 1e6}
-
-        def firsts(name: str) -> list[str]:
-            return table.column(name).take(first).to_pylist()
-
-        return cls(firsts("module_hash"), metrics, extras, per_epoch, matrices=firsts("matrix"), ops=firsts("ops"),
+        hashes = column("module_hash").take(first).to_pylist()
+        specs = {}
+        for name in ("matrix", "ops"):
+            col = column(name, dictionary=True).take(first).combine_chunks()
+            specs[name] = (col.dictionary.to_pylist(), col.indices.to_numpy().astype(np.int32))
+        return cls(hashes, metrics, extras, per_epoch, matrices=specs["matrix"], ops=specs["ops"],
                    source=f"{path.name} (from {meta.get('source', '?')})")
 
     # ---- keys ---------------------------------------------------------------------------------------
@@ -273,9 +285,10 @@ class NB101Benchmark(Benchmark):
     def spec(self, module_hash: str) -> tuple[np.ndarray, list[str]]:
         """The stored (pruned matrix, ops) of a module hash."""
         row = self.row(module_hash)
-        v = int(len(self._matrices[row]) ** 0.5)
-        m = np.array([int(c) for c in self._matrices[row]], dtype=np.int8).reshape(v, v)
-        return m, self._ops[row].split(",")
+        matrix = self._matrices[0][self._matrices[1][row]]
+        v = int(len(matrix) ** 0.5)
+        m = np.array([int(c) for c in matrix], dtype=np.int8).reshape(v, v)
+        return m, self._ops[0][self._ops[1][row]].split(",")
 
 
 # ----- command line ----------------------------------------------------------------------------------

@@ -152,7 +152,7 @@ def load_splits(dataset: str, root: Path | str | None, splits: Iterable[str], *,
             index = torch.from_numpy(halves[half])
             x, y = x[index], y[index]
         data = DeviceDataset(x.to(device), y.to(device), spec.mean, spec.std, spec.num_classes,
-                             f"{dataset}/{name}")
+                             f"{dataset}/{name}", spec.crop_padding)
         out[name] = data.subset(subset, subset_seed)
     return out
 

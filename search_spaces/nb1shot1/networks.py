@@ -1,4 +1,4 @@
-"""NAS-Bench-1Shot1 one-shot supernet and derived networks (NB101 macro skeleton, 1Shot1 cells).
+"""NAS-Bench-1Shot1 one-shot supernet (NB101 macro skeleton, 1Shot1 search cells).
 
 Skeleton (NB101 `model_builder`, as adapted by automl/nasbench-1shot1 `optimizers/darts/model_search.py`):
 3x3 conv-BN-ReLU stem -> 3 stacks of N cells, 2x2 max-pool and doubled width between stacks -> a 1x1
@@ -9,9 +9,7 @@ Search cell: block i sums its (weighted) candidate inputs — the cell input thr
 conv-BN-ReLU projection, and earlier blocks' outputs — and applies the mixed op (maxpool3x3,
 conv3x3-bn-relu, conv1x1-bn-relu). The cell output concatenates the (weighted) projected input and all
 block outputs, so every cell emits C * (K + 1) channels. Architecture weights are inputs of `forward`.
-
-Derived cell: only the chosen ops, parents and output parents; blocks not reaching the output are not
-built; the output concatenates its chosen parents (C * k_out channels).
+Derived (discrete) networks are NB101's own model: `nb101_network.NB101Network`.
 """
 
 from __future__ import annotations
@@ -21,7 +19,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from search_spaces.nb1shot1.encoding import OPS, Arch, SpaceSpec, live_blocks
+from search_spaces.nb1shot1.encoding import OPS, SpaceSpec
 
 
 class ConvBnRelu(nn.Sequential):
@@ -132,34 +130,3 @@ class NB1Shot1SuperNet(_Skeleton):
     def forward(self, x: torch.Tensor, weights: Mapping[str, torch.Tensor],
                 active: Mapping[str, Sequence[Sequence[int]]] | None = None) -> torch.Tensor:
         return self._run(x, lambda cell, h: cell(h, weights, active))
-
-
-class DerivedCell(nn.Module):
-    def __init__(self, arch: Arch, c_in: int, channels: int):
-        super().__init__()
-        self.arch = arch
-        self.live = sorted(live_blocks(arch))
-        needs_proj = [b for b in self.live if 0 in arch.parents[b - 1]]
-        self.proj = nn.ModuleDict({str(b): ConvBnRelu(c_in, channels, 1) for b in needs_proj})
-        if 0 in arch.output:
-            self.proj["out"] = ConvBnRelu(c_in, channels, 1)
-        self.ops = nn.ModuleDict({str(b): make_op(OPS[arch.ops[b - 1]], channels) for b in self.live})
-
-    def forward(self, s0: torch.Tensor) -> torch.Tensor:
-        states: dict[int, torch.Tensor] = {}
-        for b in self.live:  # ascending = topological
-            terms = [self.proj[str(b)](s0) if p == 0 else states[p] for p in self.arch.parents[b - 1]]
-            states[b] = self.ops[str(b)](terms[0] if len(terms) == 1 else torch.stack(terms).sum(0))
-        return torch.cat([self.proj["out"](s0) if p == 0 else states[p] for p in self.arch.output], dim=1)
-
-
-class NB1Shot1Network(_Skeleton):
-    """The derived network of one architecture (only its chosen ops and edges are built)."""
-
-    def __init__(self, arch: Arch, num_classes: int = 10, C: int = 16, N: int = 3):
-        k_out = len(arch.output)
-        super().__init__(lambda c_in, w: DerivedCell(arch, c_in, w), lambda w: w * k_out, C, N, num_classes)
-        self.arch = arch.to_string()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._run(x, lambda cell, h: cell(h))

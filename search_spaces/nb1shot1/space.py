@@ -12,8 +12,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from search_spaces.nb1shot1.encoding import OPS, Arch, canonical, get_spec, parse
-from search_spaces.nb1shot1.networks import NB1Shot1Network, NB1Shot1SuperNet, input_group
+from search_spaces.nb1shot1.encoding import OPS, Arch, canonical, get_spec, parse, to_nb101
+from search_spaces.nb1shot1.nb101_network import NB101Network
+from search_spaces.nb1shot1.networks import NB1Shot1SuperNet, input_group
 from search_spaces.space import ArchWeights, SearchSpace
 
 
@@ -68,8 +69,10 @@ class NB1Shot1Space(SearchSpace):
             raise ValueError(f"architecture {arch!r} belongs to space {parse(out).space}, not {self.name}")
         return out
 
-    def network(self, arch: str, num_classes: int = 10, C: int = 16, N: int = 3) -> nn.Module:
-        return NB1Shot1Network(parse(self.canonical(arch)), num_classes=num_classes, C=C, N=N)
+    def network(self, arch: str, num_classes: int = 10, C: int = 128, N: int = 3) -> nn.Module:
+        """The NB101 model of the architecture's cell (pruned); C=128, N=3 is the benchmark's own network,
+        whose parameter count equals NB101's `trainable_parameters`."""
+        return NB101Network(*to_nb101(parse(self.canonical(arch))), num_classes=num_classes, C=C, N=N)
 
     def one_hot(self, arch: str, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
         """One-hot op rows and multi-hot parent rows (1 on each chosen parent): as supernet weights they

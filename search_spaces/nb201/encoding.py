@@ -9,7 +9,8 @@ from __future__ import annotations
 import itertools
 from functools import lru_cache
 
-from search_spaces.nb201.ops import OPS
+#: The five candidate operations, in the benchmark's order (kept here, free of torch, for fast table look-ups).
+OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 
 NUM_NODES = 4
 EDGES: tuple[tuple[int, int], ...] = tuple((i, j) for i in range(1, NUM_NODES) for j in range(i))

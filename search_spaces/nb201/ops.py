@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+from search_spaces.nb201.encoding import OPS
 
 
 class ReLUConvBN(nn.Sequential):

@@ -94,8 +94,9 @@ def test_sweep_of_two_methods_and_two_seeds_writes_parquet_tables(local_ray, tmp
         assert epochs["bench_cifar10_test"].between(0, 100).all()
         assert trials["bench_cifar10_test"].notna().all()
 
-    for col in ["status", "error", "genotype", "epochs_done", "hp_arch_lr", "config_json", "checkpoint_path",
-                "python_version", "torch_version", "ray_version", "balenas_version", "device", "num_failures"]:
+    for col in ["status", "error", "genotype", "final_genotype", "epochs_done", "hp_arch_lr", "config_json",
+                "checkpoint_path", "python_version", "torch_version", "ray_version", "balenas_version", "device",
+                "num_failures"]:
         assert col in trials.columns, col
     assert (trials["epochs_done"] == 2).all() and trials["error"].isna().all()
     assert set(trials["device"]) == {"cpu"} and (trials["num_failures"] == 0).all()
@@ -103,7 +104,7 @@ def test_sweep_of_two_methods_and_two_seeds_writes_parquet_tables(local_ray, tmp
     # the checkpoint of each trial holds its final distribution: its argmax is the final genotype
     for row in trials.itertuples():
         dist, config = load_distribution(row.checkpoint_path)
-        assert dist.most_likely() == row.genotype
+        assert dist.most_likely() == row.genotype == row.final_genotype
         assert config["method"] == row.method and config["seed"] == row.seed
     # a trial's rows equal an unbroken run without Ray
     darts0 = trials[(trials["method"] == "darts-v1") & (trials["seed"] == 0)].iloc[0]

@@ -255,3 +255,9 @@ def test_generic_benchmark_interface(tiny_table, capsys):
     assert m.tolist() == CELLS[0][0].tolist() and ops == CELLS[0][1]
     assert benchmarks_main(["query", h, "--benchmark", "nb101", "--table", str(tiny_table[0]), "--epochs", "108"]) == 0
     assert "nb101" in capsys.readouterr().out
+
+
+def test_convert_reports_progress(tiny_table, tmp_path):
+    messages = []
+    summary = convert(tiny_table[3], tmp_path / "p.parquet", progress=messages.append)
+    assert messages and messages[-1].startswith("wrote") and f"{summary['records']:,} records" in messages[-1]

@@ -81,3 +81,15 @@ def test_truncated_file(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.tfrecord"):
         list(tfr.iter_records(tmp_path / "nope.tfrecord"))
+
+
+def test_reader_works_without_the_crc_package(tmp_path, monkeypatch):
+    path = tmp_path / "x.tfrecord"
+    tfr.write_records(path, [b"abc" * 100, b"xyz"])
+    monkeypatch.setattr(tfr, "_gcrc", None)  # as if google-crc32c were not installed
+    assert [d for _, d in tfr.iter_records(path)] == [b"abc" * 100, b"xyz"]
+    raw = bytearray(path.read_bytes())
+    raw[20] ^= 1
+    path.write_bytes(bytes(raw))
+    with pytest.raises(tfr.RecordError, match="offset 0"):
+        list(tfr.iter_records(path))

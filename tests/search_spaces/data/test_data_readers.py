@@ -152,3 +152,13 @@ def test_missing_training_batches(tmp_path):
 def test_load_pickle_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="nothing.pkl"):
         load_pickle(tmp_path / "nothing.pkl")
+
+
+def test_crop_padding_follows_nb201_per_data_set(tmp_path):
+    """NB201 pads 32x32 CIFAR by 4 and 16x16 ImageNet16 by 2 before the random crop."""
+    make_tiny_imagenet16(tmp_path)
+    make_tiny_cifar10(tmp_path)
+    assert load_split("ImageNet16-120", tmp_path, "train").crop_padding == 2
+    cifar = load_split("cifar10", tmp_path, "train")
+    assert cifar.crop_padding == 4
+    assert cifar.take([0, 1]).crop_padding == 4 and cifar.subset(3, seed=1).crop_padding == 4

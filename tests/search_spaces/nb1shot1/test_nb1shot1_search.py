@@ -73,3 +73,17 @@ def test_run_search_one_step_on_space_1(space1_table, tiny_cifar10):
     assert genotype.startswith("1:") and math.isfinite(row["train_loss"])
     h = canonical_spec(*arch_to_spec(genotype))[2]
     assert row["bench_nb101_valid"] == pytest.approx(100 * _synthetic_accuracy(h))
+
+
+@pytest.mark.parametrize("method, space", [("gdas", "nb1shot1-2"), ("snas", "nb1shot1-3"), ("drnas", "nb1shot1-2"),
+                                           ("balenas", "nb1shot1-3")])
+def test_other_methods_step_on_the_supernet(method, space, tiny_cifar10):
+    """Sparse (GDAS: one-hot weights + active lists), joint (SNAS), Dirichlet (DrNAS) and Gaussian (BaLeNAS)
+    weights all drive the 1Shot1 supernet."""
+    search = pytest.importorskip("trainables.search")
+    registry = pytest.importorskip("trainables.methods.registry")
+    if method not in registry.available_methods():
+        pytest.skip(f"method {method} not registered")
+    rows = search.run_search(dict(space=space, method=method, data_root=str(tiny_cifar10), C=4, N=1,
+                                  batch_size=16, epochs=1, steps_per_epoch=1, device="cpu", seed=0))
+    assert rows[0]["genotype"].startswith(space[-1] + ":") and math.isfinite(rows[0]["train_loss"])

@@ -79,13 +79,14 @@ def test_supernet_forward_backward_and_exact_skipping(name):
 
 
 @pytest.mark.parametrize("name", SPACES)
-def test_derived_network(name):
+def test_derived_network_is_the_nb101_model_of_the_cell(name):
     space = get_space(name)
     rng = np.random.default_rng(2)
     archs = [random_architecture(space.number, rng).to_string() for _ in range(3)]
     for arch in archs:
         net = space.network(arch, num_classes=10, C=4, N=1)
         assert net(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+        assert net.module_hash == canonical_spec(*arch_to_spec(arch))[2]
     # only chosen ops are built: an all-maxpool cell has fewer parameters than an all-conv3x3 one
     a = parse(archs[0])
     pool = Arch(a.space, (0,) * len(a.ops), a.parents, a.output).to_string()

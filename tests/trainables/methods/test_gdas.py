@@ -20,6 +20,7 @@ from more_methods_kit import (
 
 from search_spaces.space import get_space
 from trainables.methods import make_distribution
+from trainables.search import run_search
 
 
 def _gdas(params=None, seed=0):
@@ -162,3 +163,19 @@ def test_through_run_search_and_checkpoint_resume(tiny_cifar10, tmp_path):
     metrics = assert_run_search("gdas", tiny_cifar10, tmp_path)
     assert [m["tau"] for m in metrics] == pytest.approx([10.0, 5.05, 0.1])
     assert all(m["valid_loss"] == m["valid_loss"] for m in metrics)
+
+
+def test_multi_group_space_splits_the_one_host_copy_per_group(tiny_cifar10):
+    """NAS-Bench-1Shot1 space 2 has several choice groups: each group's active lists match its one-hot rows,
+    and a short search runs through the loop."""
+    space = get_space("nb1shot1-2")
+    dist = make_distribution("gdas", space, {"init_scale": 1.0}, num_valid=10, seed=0)
+    ew = dist.weights_for_weight_step()
+    assert set(ew.weights) == set(space.arch_shapes) and len(space.arch_shapes) > 1
+    for name, (rows, options) in space.arch_shapes.items():
+        assert ew.weights[name].shape == (rows, options)
+        assert ew.active[name] == [[int(i)] for i in ew.weights[name].argmax(-1)]
+    rows = run_search({"space": "nb1shot1-2", "dataset": "cifar10", "data_root": str(tiny_cifar10),
+                       "method": "gdas", "epochs": 1, "batch_size": 8, "C": 4, "N": 1, "seed": 0,
+                       "device": "cpu", "steps_per_epoch": 2})
+    assert space.canonical(rows[0]["genotype"]) == rows[0]["genotype"]
