@@ -8,13 +8,23 @@ DARTS.config): SGD lr 0.025 -> 0.001 cosine, momentum 0.9, Nesterov, weight deca
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from search_spaces.data import DATASETS
 from search_spaces.space import available_spaces
 from trainables.methods import available_methods, get_method
+
+
+def _known_space(name: str) -> str:
+    if name not in available_spaces():
+        raise ValueError(f"unknown search space; available: {', '.join(available_spaces())}")
+    return name
+
+
+#: A registered search-space name (shared by the search config and the sweep spec).
+SpaceName = Annotated[str, AfterValidator(_known_space)]
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
@@ -24,7 +34,7 @@ class SearchConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    space: str = "nb201"
+    space: SpaceName = "nb201"
     dataset: str = "cifar10"
     data_root: str | None = None  # None: $BALENAS_DATA_ROOT
     split_file: str | None = None  # NB201's official split file (applied to the official data files only)
@@ -48,13 +58,6 @@ class SearchConfig(BaseModel):
     grad_clip: float | None = Field(5.0, gt=0)  # None: no clipping
     amp: bool = False  # bf16 autocast
     channels_last: bool = False
-
-    @field_validator("space")
-    @classmethod
-    def _space(cls, v: str) -> str:
-        if v not in available_spaces():
-            raise ValueError(f"unknown search space; available: {', '.join(available_spaces())}")
-        return v
 
     @field_validator("dataset")
     @classmethod

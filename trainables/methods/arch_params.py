@@ -92,3 +92,20 @@ def detached_copy(obj: Any) -> Any:
     if isinstance(obj, tuple):
         return tuple(detached_copy(v) for v in obj)
     return obj
+
+
+def alpha_state(alpha: Mapping[str, torch.Tensor], optimizer: torch.optim.Optimizer,
+                generator: torch.Generator) -> dict[str, Any]:
+    """The resumable state of a method whose parameters are one tensor per group plus one optimizer."""
+    return {"alpha": {k: v.detach().clone() for k, v in alpha.items()},
+            "optimizer": detached_copy(optimizer.state_dict()), "generator": generator_state(generator)}
+
+
+def load_alpha_state(alpha: Mapping[str, torch.Tensor], optimizer: torch.optim.Optimizer,
+                     generator: torch.Generator, state: Mapping[str, Any]) -> None:
+    """Inverse of `alpha_state` (copies in place, so the optimizer keeps its parameter references)."""
+    with torch.no_grad():
+        for k, v in state["alpha"].items():
+            alpha[k].copy_(v)
+    optimizer.load_state_dict(state["optimizer"])
+    restore_generator(generator, state["generator"])

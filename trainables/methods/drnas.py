@@ -32,11 +32,10 @@ from torch.distributions import Dirichlet, kl_divergence
 
 from trainables.methods.arch_params import (
     adam_betas,
-    detached_copy,
-    generator_state,
+    alpha_state,
     init_alpha,
+    load_alpha_state,
     positive_float,
-    restore_generator,
 )
 from trainables.methods.base import ArchDistribution, ArchStepContext, EdgeWeights
 from trainables.methods.darts import batch_metrics
@@ -149,13 +148,7 @@ class DrNAS(ArchDistribution):
             return {"concentration_total": float(sums.mean())}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"alpha": {k: v.detach().clone() for k, v in self.alpha.items()},
-                "optimizer": detached_copy(self.optimizer.state_dict()),
-                "generator": generator_state(self.generator)}
+        return alpha_state(self.alpha, self.optimizer, self.generator)
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        with torch.no_grad():
-            for k, v in state["alpha"].items():
-                self.alpha[k].copy_(v)
-        self.optimizer.load_state_dict(state["optimizer"])
-        restore_generator(self.generator, state["generator"])
+        load_alpha_state(self.alpha, self.optimizer, self.generator, state)

@@ -32,7 +32,7 @@ import torch
 
 from trainables.methods.base import ArchStepContext, EdgeWeights
 from trainables.methods.darts import DartsV1, batch_metrics
-from trainables.methods.gumbel import gumbel_noise, linear_temperature, relaxed_sample, temperature_range
+from trainables.methods.gumbel import AnnealedGumbel, gumbel_noise, relaxed_sample
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class HardSample:
     active: dict[str, list[list[int]]]
 
 
-class GDAS(DartsV1):
+class GDAS(AnnealedGumbel):
     """Hard Gumbel-max sampling with straight-through gradients; first-order architecture step."""
 
     name: ClassVar[str] = "gdas"
@@ -52,12 +52,7 @@ class GDAS(DartsV1):
 
     def __init__(self, space, params=None, *, num_valid: int, device="cpu", seed: int = 0):
         super().__init__(space, params, num_valid=num_valid, device=device, seed=seed)
-        self.tau_max, self.tau_min = temperature_range(self.name, self.params)
-        self.tau = self.tau_max
         self._pending: HardSample | None = None  # the arch step's sample, drawn with the weight step's
-
-    def on_epoch_start(self, epoch: int, total_epochs: int) -> None:
-        self.tau = linear_temperature(self.tau_max, self.tau_min, epoch, total_epochs)
 
     def draw(self, count: int) -> list[HardSample]:
         """`count` independent hard samples from the current alpha, with one host copy for all of them."""
@@ -106,13 +101,6 @@ class GDAS(DartsV1):
         self.optimizer.zero_grad(set_to_none=True)
         return batch_metrics(loss, logits, y_v)
 
-    def extra_metrics(self) -> dict[str, float]:
-        return {"tau": float(self.tau)}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "tau": float(self.tau)}
-
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         super().load_state_dict(state)
-        self.tau = float(state.get("tau", self.tau_max))
         self._pending = None

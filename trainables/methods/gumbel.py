@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from trainables.methods.arch_params import positive_float
+from trainables.methods.darts import DartsV1
 
 
 def gumbel_noise(like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -43,3 +44,25 @@ def linear_temperature(tau_max: float, tau_min: float, epoch: int, total_epochs:
         return tau_max
     frac = min(max(epoch / (total_epochs - 1), 0.0), 1.0)
     return tau_max - (tau_max - tau_min) * frac
+
+
+class AnnealedGumbel(DartsV1):
+    """DARTS-style alpha plus a Gumbel temperature annealed linearly per epoch (shared by SNAS and GDAS)."""
+
+    def __init__(self, space, params=None, *, num_valid: int, device="cpu", seed: int = 0):
+        super().__init__(space, params, num_valid=num_valid, device=device, seed=seed)
+        self.tau_max, self.tau_min = temperature_range(self.name, self.params)
+        self.tau = self.tau_max
+
+    def on_epoch_start(self, epoch: int, total_epochs: int) -> None:
+        self.tau = linear_temperature(self.tau_max, self.tau_min, epoch, total_epochs)
+
+    def extra_metrics(self) -> dict[str, float]:
+        return {"tau": float(self.tau)}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "tau": float(self.tau)}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.tau = float(state.get("tau", self.tau_max))

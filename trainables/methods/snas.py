@@ -24,23 +24,15 @@ import torch
 
 from trainables.methods.base import ArchStepContext, EdgeWeights
 from trainables.methods.darts import DartsV1
-from trainables.methods.gumbel import gumbel_noise, linear_temperature, relaxed_sample, temperature_range
+from trainables.methods.gumbel import AnnealedGumbel, gumbel_noise, relaxed_sample
 
 
-class SNAS(DartsV1):
+class SNAS(AnnealedGumbel):
     """Joint training of weights and alpha through Gumbel-softmax samples."""
 
     name: ClassVar[str] = "snas"
     defaults: ClassVar[Mapping[str, Any]] = {**DartsV1.defaults, "tau_max": 1.0, "tau_min": 0.03}
     uses_train_loss: ClassVar[bool] = True
-
-    def __init__(self, space, params=None, *, num_valid: int, device="cpu", seed: int = 0):
-        super().__init__(space, params, num_valid=num_valid, device=device, seed=seed)
-        self.tau_max, self.tau_min = temperature_range(self.name, self.params)
-        self.tau = self.tau_max
-
-    def on_epoch_start(self, epoch: int, total_epochs: int) -> None:
-        self.tau = linear_temperature(self.tau_max, self.tau_min, epoch, total_epochs)
 
     def weights_for_weight_step(self) -> EdgeWeights:
         """A relaxed sample that keeps its graph to alpha (the loop's backward reaches alpha through it)."""
@@ -58,13 +50,3 @@ class SNAS(DartsV1):
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         return {}
-
-    def extra_metrics(self) -> dict[str, float]:
-        return {"tau": float(self.tau)}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "tau": float(self.tau)}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        super().load_state_dict(state)
-        self.tau = float(state.get("tau", self.tau_max))
