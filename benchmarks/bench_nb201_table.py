@@ -81,7 +81,7 @@ def main() -> None:
 
     print(f"table: {table} ({size_mb:.2f} MB on disk, {len(bench)} architectures, {len(bench.available())} "
           f"accuracy columns)")
-    print(f"imports (search_spaces.benchmarks + .nb201, which pulls in torch through search_spaces.nb201): "
+    print(f"imports (search_spaces.benchmarks + .nb201; torch is not imported): "
           f"{t_import * 1e3:.0f} ms")
     print(f"open_benchmark: first {first_load * 1e3:.1f} ms (includes importing pyarrow.parquet), "
           f"best of {args.repeats} {min(loads) * 1e3:.1f} ms "

@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.ray_archs:
         import ray
 
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a throw-away local Ray
         ray.init(num_cpus=2, _temp_dir="/tmp/ray_bench_proxies", include_dashboard=False, log_to_driver=False)
         try:
             ray_archs = rng.sample(pool, args.ray_archs)

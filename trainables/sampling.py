@@ -2,7 +2,8 @@
 
 Flow of `run_proxy_stage(run_dir, spec)`:
 1. sample: one small task per trial loads the trial's final distribution (its last checkpoint), draws
-   `proxies.samples` architectures and its most likely architecture.
+   `proxies.samples` architectures (seeded by `proxies.seed` and the trial's seed) and its most likely
+   architecture.
 2. score: the distinct architectures of all trials are scored once each (a proxy score is a function of the
    architecture alone: every network is built with weights seeded by `proxies.seed`, every score uses the
    same data batch), in tasks of `archs_per_task` architectures with the spec's per-task resources; results
@@ -145,6 +146,12 @@ def checkpoint_file(path: str | os.PathLike) -> Path:
     from trainables.trainable import CHECKPOINT_FILE  # only here: it imports Ray Tune
 
     return p / CHECKPOINT_FILE
+
+
+def sampling_seed(stage_seed: int, trial_seed: int) -> int:
+    """The seed of one trial's architecture draws: independent across the trials' own seeds (so repeated
+    runs of a method are independent samples) and reproducible from `proxies.seed`."""
+    return int(stage_seed) * 1_000_003 + int(trial_seed)
 
 
 def sample_trial(checkpoint_path: str, k: int, seed: int) -> dict[str, Any]:
@@ -317,7 +324,8 @@ def run_proxy_stage(run_dir: str | os.PathLike, spec: Mapping[str, Any], trials:
 
     # 1. sample (one light task per trial)
     sample_remote = ray.remote(sample_trial).options(num_cpus=min(cfg.cpu, 1.0))
-    refs = {str(r.trial_id): sample_remote.remote(str(r.checkpoint_path), cfg.samples, cfg.seed)
+    refs = {str(r.trial_id): sample_remote.remote(str(r.checkpoint_path), cfg.samples,
+                                                  sampling_seed(cfg.seed, r.seed))
             for r in table.itertuples()}
     states: dict[str, _TrialState] = {}
     for r in table.to_dict("records"):

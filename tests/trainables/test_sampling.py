@@ -11,7 +11,7 @@ import torch
 from search_spaces.nb201 import all_architectures, network, to_tuple
 from search_spaces.space import get_space
 from trainables.methods import make_distribution
-from trainables.sampling import ProxyStageConfig, rank_sum, run_proxy_stage, select
+from trainables.sampling import ProxyStageConfig, rank_sum, run_proxy_stage, sampling_seed, select
 
 NAN = math.nan
 
@@ -113,7 +113,8 @@ def test_proxy_stage_end_to_end(local_ray, tmp_path, tiny_cifar10):
     assert len(samples) == 12 and {"naswot", "naswot_error", "params", "sample", "method"} <= set(samples.columns)
     for tid, dist in dists.items():
         rows = samples[samples.trial_id == tid].sort_values("sample")
-        assert rows.arch.tolist() == dist.sample(6, seed=0)  # the trial's own distribution, seeded
+        # the trial's own distribution, seeded by proxies.seed and the trial's seed (independent across seeds)
+        assert rows.arch.tolist() == dist.sample(6, seed=sampling_seed(0, int(tid[1])))
         arch = rows.arch.iloc[0]  # params column = the real parameter count of the C=4, N=1 network
         assert rows.params.iloc[0] == sum(p.numel() for p in network(arch, 10, C=4, N=1).parameters())
 
@@ -129,3 +130,38 @@ def test_proxy_stage_end_to_end(local_ray, tmp_path, tiny_cifar10):
         for rule, arch in sel.arch.items():
             assert sel.loc[rule, "bench_cifar10_test"] == truth[arch]
         assert set(sel.method) == {"balenas"} and sel.seed.iloc[0] == int(tid[1])
+
+
+@pytest.mark.slow
+def test_proxy_stage_command_on_a_run_dir(local_ray, tmp_path, tiny_cifar10, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    import yaml
+
+    from analysis import store
+
+    repo = Path(__file__).resolve().parents[2]
+    spec_mod = importlib.util.spec_from_file_location("proxy_stage_cmd", repo / "platform" / "proxy_stage.py")
+    module = importlib.util.module_from_spec(spec_mod)
+    spec_mod.loader.exec_module(module)
+    run_dir = tmp_path / "run"
+    _fake_checkpoint(tmp_path / "t0.pt", seed=3)
+    store.write_partition(run_dir, "trials", pd.DataFrame({"method": ["balenas"], "seed": [3], "status": ["TERMINATED"],
+                                                           "checkpoint_path": [str(tmp_path / "t0.pt")]}), "t0")
+    spec = {"space": "nb201", "dataset": "cifar10", "data_root": str(tiny_cifar10),
+            "proxies": {"samples": 4, "names": ["naswot"], "batch_size": 8, "C": 4, "N": 1}}
+    (run_dir / "spec.yaml").write_text(yaml.safe_dump(spec))
+    assert module.main([str(run_dir), "--samples", "3", "--names", "params", "flops", "--no-progress"]) == 0
+    samples = store.read_table(run_dir, "samples")
+    assert len(samples) == 3 and {"params", "flops"} <= set(samples.columns) and "naswot" not in samples
+    assert set(store.read_table(run_dir, "selections").rule) == {"argmax", "proxy:params", "proxy:flops",
+                                                                 "rank:params+flops"}
+    assert "rank:params+flops" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        module.main([str(tmp_path / "nowhere")])
+
+
+def test_sampling_seed_differs_per_trial_seed_and_is_reproducible():
+    seeds = {sampling_seed(0, s) for s in range(50)} | {sampling_seed(1, s) for s in range(50)}
+    assert len(seeds) == 100 and sampling_seed(3, 7) == sampling_seed(3, 7)
