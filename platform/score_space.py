@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gpus-per-task", type=float, default=0.0)
     parser.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
     parser.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray")
+    parser.add_argument("--channels-last", action="store_true",
+                        help="NHWC memory layout for networks and inputs (faster on CPUs and with GPU tensor cores)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -56,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     counts = score_space(args.out, batch, names, archs=archs, space=args.space,
                          num_classes=dataset_spec(args.dataset).num_classes, C=args.C, N=args.N, seed=args.seed,
                          archs_per_task=args.archs_per_task, flush_every=args.flush_every,
-                         cpu=args.cpus_per_task, gpu=args.gpus_per_task, progress=not args.no_progress)
+                         cpu=args.cpus_per_task, gpu=args.gpus_per_task, progress=not args.no_progress,
+                         channels_last=args.channels_last)
     print(f"{counts['scored']} architectures scored, {counts['skipped']} already in {args.out}")
     return 0
 

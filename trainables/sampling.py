@@ -16,7 +16,7 @@ Flow of `run_proxy_stage(run_dir, spec)`:
 
 Spec keys (the sweep's spec.yaml as a dict): space, dataset, data_root, split_file, benchmark, and
 proxies: {samples, names, batch_size, seed, archs_per_task, data_split, C, N, resources: {cpu, gpu},
-combine: [[a, b], ...], max_in_flight}. Higher is better for every proxy (all are defined that way).
+combine: [[a, b], ...], max_in_flight, channels_last}. Higher is better for every proxy (all are defined that way).
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ class ProxyStageConfig:
     gpu: float = 0.0
     combine: tuple[tuple[str, ...], ...] = ()
     max_in_flight: int | None = None
+    channels_last: bool = False
     space: str = "nb201"
     dataset: str = "cifar10"
     data_root: str | None = None
@@ -116,19 +117,25 @@ def task_device(gpu: float) -> torch.device:
 
 def score_architectures(archs: Sequence[str], inputs: torch.Tensor, targets: torch.Tensor, names: Sequence[str],
                         *, space: str = "nb201", num_classes: int = 10, C: int = 16, N: int = 5, seed: int = 0,
-                        device: torch.device | str = "cpu") -> list[dict[str, Any]]:
+                        device: torch.device | str = "cpu", channels_last: bool = False) -> list[dict[str, Any]]:
     """One row per architecture: `arch` plus `<proxy>` / `<proxy>_error`. Each network is built with weights
-    seeded by `seed`, scored, and freed before the next one (flat memory)."""
+    seeded by `seed`, scored, and freed before the next one (flat memory). `channels_last` runs networks and
+    inputs in NHWC memory layout (1.4x faster NASWOT on the project's CPU at batch 64; same scores up to
+    float rounding)."""
     from search_spaces.space import get_space
 
     sp = get_space(space)
     device = torch.device(device)
     inputs, targets = inputs.to(device), targets.to(device)
+    if channels_last:
+        inputs = inputs.contiguous(memory_format=torch.channels_last)
     rows = []
     for arch in archs:
         try:
             torch.manual_seed(seed)
             net = sp.network(arch, num_classes=num_classes, C=C, N=N).to(device)
+            if channels_last:
+                net = net.to(memory_format=torch.channels_last)
         except (ValueError, RuntimeError) as e:
             reason = f"cannot build network: {type(e).__name__}: {e}"
             rows.append({"arch": arch, **proxies.to_row({n: proxies.ProxyError(reason) for n in names})})
@@ -185,7 +192,7 @@ def score_distributed(archs: Sequence[str], batch: tuple[torch.Tensor, torch.Ten
                       on_rows: Callable[[list[dict[str, Any]]], None], archs_per_task: int, space: str = "nb201",
                       num_classes: int = 10, C: int = 16, N: int = 5, seed: int = 0, cpu: float = 1.0,
                       gpu: float = 0.0, max_in_flight: int | None = None, progress: bool = True,
-                      desc: str = "scoring") -> None:
+                      desc: str = "scoring", channels_last: bool = False) -> None:
     """Score `archs` in Ray tasks of `archs_per_task`; `on_rows` gets each finished task's rows (driver side).
 
     At most `max_in_flight` tasks are pending at once; a task that fails gives error rows for its
@@ -205,7 +212,7 @@ def score_distributed(archs: Sequence[str], batch: tuple[torch.Tensor, torch.Ten
         while work or pending:
             while work and len(pending) < limit:
                 part = work.pop(0)
-                ref = remote.remote(part, batch_ref, names, space, num_classes, C, N, seed, gpu)
+                ref = remote.remote(part, batch_ref, names, space, num_classes, C, N, seed, gpu, channels_last)
                 pending[ref] = part
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:
@@ -223,10 +230,10 @@ def score_distributed(archs: Sequence[str], batch: tuple[torch.Tensor, torch.Ten
             ray.cancel(ref)
 
 
-def _score_task(archs, batch, names, space, num_classes, C, N, seed, gpu):
+def _score_task(archs, batch, names, space, num_classes, C, N, seed, gpu, channels_last):
     inputs, targets = batch
     return score_architectures(archs, inputs, targets, names, space=space, num_classes=num_classes, C=C, N=N,
-                               seed=seed, device=task_device(gpu))
+                               seed=seed, device=task_device(gpu), channels_last=channels_last)
 
 
 # ----- selection rules ----------------------------------------------------------------------------------------
@@ -361,6 +368,7 @@ def run_proxy_stage(run_dir: str | os.PathLike, spec: Mapping[str, Any], trials:
         score_distributed(distinct, cfg.load_batch(), cfg.names, on_rows=on_rows, archs_per_task=cfg.archs_per_task,
                           space=cfg.space, num_classes=cfg.num_classes, C=cfg.C, N=cfg.N, seed=cfg.seed,
                           cpu=cfg.cpu, gpu=cfg.gpu, max_in_flight=cfg.max_in_flight, progress=progress,
+                          channels_last=cfg.channels_last,
                           desc="proxy stage")
     log.info("proxy stage: %d trials, %d distinct architectures, %.1f s", len(states), len(distinct),
              time.perf_counter() - start)

@@ -82,7 +82,8 @@ def _write_chunk(out: Path, rows: list[dict[str, Any]], names: Sequence[str]) ->
 def score_space(out: str | os.PathLike, batch: tuple[torch.Tensor, torch.Tensor], names: Sequence[str], *,
                 archs: Sequence[str] | None = None, space: str = "nb201", num_classes: int = 10, C: int = 16,
                 N: int = 5, seed: int = 0, archs_per_task: int = 50, flush_every: int = 500, cpu: float = 1.0,
-                gpu: float = 0.0, max_in_flight: int | None = None, progress: bool = True) -> dict[str, int]:
+                gpu: float = 0.0, max_in_flight: int | None = None, progress: bool = True,
+                channels_last: bool = False) -> dict[str, int]:
     """Score `archs` (default: the whole space) not yet under `out`; returns counts {total, skipped, scored}.
 
     Ray must be initialised by the caller. Every network is built with weights seeded by `seed`, so a
@@ -107,7 +108,8 @@ def score_space(out: str | os.PathLike, batch: tuple[torch.Tensor, torch.Tensor]
     if todo:
         score_distributed(todo, batch, names, on_rows=on_rows, archs_per_task=archs_per_task, space=space,
                           num_classes=num_classes, C=C, N=N, seed=seed, cpu=cpu, gpu=gpu,
-                          max_in_flight=max_in_flight, progress=progress, desc="scoring space")
+                          max_in_flight=max_in_flight, progress=progress, desc="scoring space",
+                          channels_last=channels_last)
         if buffer:
             _write_chunk(out, buffer, names)
     counts = {"total": len(archs), "skipped": len(archs) - len(todo), "scored": len(todo)}

@@ -101,6 +101,7 @@ class Proxies(_Strict):
     resources: ProxyResources | None = None
     combine: list[list[str]] | None = None
     max_in_flight: int | None = Field(None, ge=1)
+    channels_last: bool | None = None
 
     @field_validator("names")
     @classmethod

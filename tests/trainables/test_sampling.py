@@ -165,3 +165,25 @@ def test_proxy_stage_command_on_a_run_dir(local_ray, tmp_path, tiny_cifar10, cap
 def test_sampling_seed_differs_per_trial_seed_and_is_reproducible():
     seeds = {sampling_seed(0, s) for s in range(50)} | {sampling_seed(1, s) for s in range(50)}
     assert len(seeds) == 100 and sampling_seed(3, 7) == sampling_seed(3, 7)
+
+
+def test_channels_last_scoring_matches_nchw():
+    from trainables.sampling import score_architectures
+
+    torch.manual_seed(0)
+    inputs, targets = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
+    archs = all_architectures()[1000:1006]
+    plain = score_architectures(archs, inputs, targets, ["naswot", "params"], C=4, N=1)
+    nhwc = score_architectures(archs, inputs, targets, ["naswot", "params"], C=4, N=1, channels_last=True)
+    assert sum(row["naswot"] is not None for row in plain) >= 3
+    for a, b in zip(plain, nhwc):
+        assert a["arch"] == b["arch"] and a["params"] == b["params"]
+        assert a["naswot_error"] == b["naswot_error"]  # the same failures (e.g. no path to the output)
+        if a["naswot"] is not None:
+            assert b["naswot"] == pytest.approx(a["naswot"], rel=1e-4)
+
+
+def test_channels_last_is_a_proxy_stage_setting():
+    spec = {"proxies": {"names": ["naswot"], "channels_last": True}}
+    assert ProxyStageConfig.from_spec(spec).channels_last is True
+    assert ProxyStageConfig.from_spec({"proxies": {"names": ["naswot"]}}).channels_last is False
