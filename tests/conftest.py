@@ -59,3 +59,12 @@ def make_tiny_cifar10(root: Path, n_train_per_batch: int = 64, n_test: int = 64,
 def tiny_cifar10(tmp_path) -> Path:
     """A data_root holding a tiny `cifar-10-batches-py` (2 x 64 train, 64 test images)."""
     return make_tiny_cifar10(tmp_path / "data")
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A small local Ray for one test module (2 CPUs, temporary files under a short /tmp path)."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, _temp_dir="/tmp/ray_tests", include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()

@@ -84,14 +84,6 @@ def _fake_benchmark(path):
     return dict(zip(archs, acc))
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, _temp_dir="/tmp/ray_proxies", include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
-
-
 @pytest.mark.slow
 def test_proxy_stage_end_to_end(local_ray, tmp_path, tiny_cifar10):
     from analysis import store

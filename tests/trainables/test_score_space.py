@@ -15,14 +15,6 @@ REPO = Path(__file__).resolve().parents[2]
 ARCHS = all_architectures()[::1100][:14]  # 12 + 2 spread over the space
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, _temp_dir="/tmp/ray_proxies", include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
-
-
 def _params(arch: str) -> float:
     return float(sum(p.numel() for p in network(arch, 10, C=4, N=1).parameters()))
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -64,3 +66,12 @@ def finite(value: float, what: str) -> float:
     if not math.isfinite(value):
         raise ProxyFailure(f"{what} is {value}")
     return value
+
+
+def cross_entropy_backward(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> None:
+    """Fresh weight gradients of the cross-entropy loss on one batch (the start of every gradient proxy)."""
+    net.zero_grad(set_to_none=True)
+    loss = F.cross_entropy(net(inputs), targets)
+    if not loss.requires_grad:
+        raise ProxyFailure("loss does not depend on any weight")
+    loss.backward()

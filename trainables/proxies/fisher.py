@@ -12,10 +12,9 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from trainables.proxies.base import ProxyFailure, finite, weight_layers
+from trainables.proxies.base import cross_entropy_backward, finite, weight_layers
 
 
 def compute(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
@@ -41,11 +40,7 @@ def compute(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> floa
     for i, layer in enumerate(layers):
         handles.append(layer.register_forward_hook(forward_hook(i)))
     try:
-        net.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(net(inputs), targets)
-        if not loss.requires_grad:
-            raise ProxyFailure("loss does not depend on any weight")
-        loss.backward()
+        cross_entropy_backward(net, inputs, targets)
     finally:
         for h in handles:
             h.remove()

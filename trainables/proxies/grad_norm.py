@@ -8,18 +8,13 @@ NASLib measure `grad_norm`): per-layer norms of dL/dw for the cross-entropy loss
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from trainables.proxies.base import ProxyFailure, finite, weight_layers
+from trainables.proxies.base import cross_entropy_backward, finite, weight_layers
 
 
 def compute(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
-    net.zero_grad(set_to_none=True)
-    loss = F.cross_entropy(net(inputs), targets)
-    if not loss.requires_grad:
-        raise ProxyFailure("loss does not depend on any weight")
-    loss.backward()
+    cross_entropy_backward(net, inputs, targets)
     total = torch.zeros((), dtype=torch.float64, device=inputs.device)
     for layer in weight_layers(net):
         if layer.weight.grad is not None:
