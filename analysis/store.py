@@ -68,25 +68,25 @@ def _locked(folder: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _atomic_write_table(table: pa.Table, path: Path) -> None:
+def _atomic_write(path: Path, write) -> None:
+    """`write(tmp)` into a hidden temporary file beside `path`, then rename it over `path` (atomic on POSIX):
+    a crash mid-write leaves the previous complete file in place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        pq.write_table(table, tmp)
+        write(tmp)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _atomic_write_table(table: pa.Table, path: Path) -> None:
+    _atomic_write(path, lambda tmp: pq.write_table(table, tmp))
 
 
 def _atomic_write_schema(schema: pa.Schema, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        pq.write_metadata(schema, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    _atomic_write(path, lambda tmp: pq.write_metadata(schema, tmp))
 
 
 def _to_arrow(df: pd.DataFrame) -> pa.Table:
