@@ -116,6 +116,8 @@ class SearchRun:
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=cfg.w_lr, momentum=cfg.w_momentum,
                                          weight_decay=cfg.w_weight_decay,
                                          nesterov=cfg.w_nesterov and cfg.w_momentum > 0)
+        # Cosine from w_lr to w_lr_min over the epochs, stepped once per epoch as in DARTS (Liu et al.);
+        # NB201's xautodl steps the same curve per iteration, which differs by under one epoch's decay.
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=cfg.epochs,
                                                                     eta_min=cfg.w_lr_min)
         self.data_generator = torch.Generator(device=self.device)
