@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
@@ -68,3 +69,12 @@ def local_ray():
     ray.init(num_cpus=2, _temp_dir="/tmp/ray_tests", include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture
+def float64():
+    """float64 as torch's default dtype for one test (exact comparisons against closed forms)."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)

@@ -32,14 +32,6 @@ class TinySuperNet(nn.Module):
         return out
 
 
-@pytest.fixture
-def float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
-
-
 def _context(model, seed=0, momentum=0.9, wd=5e-4, lr=0.05):
     g = torch.Generator().manual_seed(seed)
     xt, xv = torch.randn(16, 4, generator=g), torch.randn(16, 4, generator=g)

@@ -22,14 +22,6 @@ from trainables.methods.hessian import TrainGradient, implicit_hypergradient
 from trainables.methods.idarts import IDARTS
 
 
-@pytest.fixture
-def float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
-
-
 # ----- ridge regression: w*(a) = (X^T X / n + diag(exp a))^-1 X^T y / n in closed form ---------------------
 def _ridge_problem(seed=0, n=40, d=5):
     g = torch.Generator().manual_seed(seed)
