@@ -24,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -39,6 +40,7 @@ def serve(folder: Path, workers: int, dashboard_port: int) -> None:
     common = {"num_cpus": 1, "temp_dir": str(folder / "ray"), "object_store_memory": 80 * 1024 ** 2}
     cluster = Cluster(initialize_head=True, head_node_args={
         **common, "include_dashboard": True, "dashboard_host": "127.0.0.1", "dashboard_port": dashboard_port,
+        "dashboard_agent_listen_port": free_port(),  # not the default 52365: other clusters on this host
         "resources": {"head": 1}})
 
     def add_worker():
