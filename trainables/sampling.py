@@ -328,7 +328,9 @@ def run_proxy_stage(run_dir: str | os.PathLike, spec: Mapping[str, Any], trials:
     """
     import ray
 
-    run_dir = Path(run_dir)
+    from analysis.fsfolder import location
+
+    run_dir = location(run_dir)  # a path, a pyarrow filesystem URI or a Folder
     cfg = ProxyStageConfig.from_spec(spec, **overrides)
     table = _trials(run_dir, trials)
     bench = _bench_columns(cfg)

@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from analysis.fsfolder import Folder
 from trainables.spec import SweepSpec, validate_spec
 from trainables.trainable import SearchTrainable
 from trainables.tune_results import INTERRUPTED, read_trials
@@ -49,7 +50,7 @@ EXIT_OK, EXIT_TRIALS_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
 @dataclass
 class SweepResult:
-    run_dir: Path
+    run_dir: Path | Folder  # a Path where the run folder is on a local (or mounted) disk
     trials: pd.DataFrame
     interrupted: bool
 
@@ -83,10 +84,10 @@ def param_space(spec: SweepSpec) -> dict[str, Any]:
     return _param_space([t.as_config() for t in spec.trials()])
 
 
-def prepare_sweep_dir(spec: SweepSpec, storage: str | os.PathLike, resume: bool) -> Path:
+def prepare_sweep_dir(spec: SweepSpec, storage: str | os.PathLike | Folder, resume: bool) -> Folder:
     """The sweep's run folder (see `trainables.tuner.prepare_run_dir`); a resumed one must hold the same trials."""
-    def same_trials(stored_path: Path) -> bool:
-        stored = validate_spec(yaml.safe_load(stored_path.read_text()), source=str(stored_path))
+    def same_trials(stored_text: str) -> bool:
+        stored = validate_spec(yaml.safe_load(stored_text), source=f"{storage}/{spec.name}/spec.yaml")
         return [t.as_config() for t in stored.trials()] == [t.as_config() for t in spec.trials()]
 
     return prepare_run_dir(storage, spec.name, spec.to_yaml(), resume=resume, same_trials=same_trials)
@@ -134,10 +135,10 @@ def run_sweep(spec: SweepSpec, *, storage: str | os.PathLike | None = None, resu
             import ray
 
             ray.shutdown()
-    return SweepResult(run_dir, trials, interrupted)
+    return SweepResult(run_dir.local_path() or run_dir, trials, interrupted)
 
 
-def run_proxies(run_dir: Path, spec: SweepSpec, trials: pd.DataFrame, progress: bool = True) -> None:
+def run_proxies(run_dir: Folder, spec: SweepSpec, trials: pd.DataFrame, progress: bool = True) -> None:
     """The proxy stage (trainables.sampling) on the finished trials; skipped with a log line if absent."""
     try:
         from trainables.sampling import run_proxy_stage
