@@ -76,7 +76,11 @@ def trial_row(trial, history: pd.DataFrame | None) -> dict[str, Any]:
     row["error"] = _error_message(trial) if status == "ERROR" else None
     row["num_failures"] = int(getattr(trial.run_metadata, "num_failures", 0))
     ckpt = trial.checkpoint
-    row["checkpoint_path"] = checkpoint_file(ckpt.path) if ckpt is not None else None
+    if ckpt is not None:  # a local path where the checkpoint's filesystem is a local disk (also under a SubTree)
+        where = Folder(ckpt.filesystem, ckpt.path)
+        row["checkpoint_path"] = checkpoint_file(where.local_path() or ckpt.path)
+    else:
+        row["checkpoint_path"] = None
     row["trial_path"] = trial.path
     row["config_json"] = json.dumps(search, sort_keys=True)
     versions = {k.removeprefix(TRIAL_INFO_PREFIX + "version_"): v for k, v in last.items()
