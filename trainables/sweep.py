@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from analysis.fsfolder import Folder
+from analysis.fsfolder import Folder, is_uri
 from trainables.spec import SweepSpec, validate_spec
 from trainables.trainable import SearchTrainable
 from trainables.tune_results import INTERRUPTED, read_trials
@@ -32,6 +32,7 @@ from trainables.tuner import (
     InterruptAfter,
     TunerPlan,
     build_tuner,
+    check_paths_on_cluster,
     init_ray,
     joins_cluster,
     leave_job_working_dir,
@@ -84,6 +85,17 @@ def param_space(spec: SweepSpec) -> dict[str, Any]:
     return _param_space([t.as_config() for t in spec.trials()])
 
 
+def spec_paths(spec: SweepSpec) -> dict[str, str]:
+    """The spec's local files the trials read ({field: path}); data sets and tables named by URI or by a
+    built-in name are not paths."""
+    from search_spaces.benchmarks.registry import is_builtin_reference
+
+    out = {"data_root": spec.data_root, "split_file": spec.split_file}
+    if spec.benchmark and not is_builtin_reference(spec.benchmark):
+        out["benchmark"] = spec.benchmark
+    return {k: v for k, v in out.items() if v and not is_uri(v)}
+
+
 def prepare_sweep_dir(spec: SweepSpec, storage: str | os.PathLike | Folder, resume: bool) -> Folder:
     """The sweep's run folder (see `trainables.tuner.prepare_run_dir`); a resumed one must hold the same trials."""
     def same_trials(stored_text: str) -> bool:
@@ -119,6 +131,8 @@ def run_sweep(spec: SweepSpec, *, storage: str | os.PathLike | None = None, resu
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the classic reporter shows our chosen columns
     started = init_ray(address, **(ray_init or {}))
     try:
+        if joins_cluster(address):  # the data must be where the trials run, not only where the driver runs
+            check_paths_on_cluster(spec_paths(spec))
         tuner = build_tuner(trainable or SearchTrainable, [t.as_config() for t in spec.trials()], run_dir,
                             tuner_plan(spec, cluster=joins_cluster(address)), resume=resume, callbacks=callbacks,
                             progress_reporter=progress_reporter(spec), verbose=verbose)

@@ -191,6 +191,33 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None, temp_di
     return True
 
 
+def check_paths_on_cluster(paths: Mapping[str, str]) -> None:
+    """Before any trial: each of `paths` ({spec field: path}) must exist on at least one alive node of the
+    cluster Ray is connected to; a path on some nodes only gets a warning naming the others."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    paths = {k: str(v) for k, v in paths.items() if v}
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    if not paths or not nodes:
+        return
+    probe = ray.remote(num_cpus=0)(_existing)
+    found = ray.get([probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
+                     .remote(list(paths.values())) for n in nodes])
+    for i, (field, path) in enumerate(paths.items()):
+        where = [n["NodeManagerAddress"] + " " + n["NodeID"][:8] for n, ok in zip(nodes, found) if ok[i]]
+        if not where:
+            raise FileNotFoundError(f"{field} {path}: exists on none of the cluster's {len(nodes)} node(s); put it "
+                                    f"on every worker (or a shared mount) before starting the sweep")
+        if len(where) < len(nodes):
+            log.warning("%s %s exists on %d of %d nodes only (%s): trials elsewhere will fail", field, path,
+                        len(where), len(nodes), ", ".join(where))
+
+
+def _existing(paths: list[str]) -> list[bool]:
+    return [os.path.exists(p) for p in paths]
+
+
 def ray_job_working_dir() -> Path | None:
     """This process's working directory when it is the entrypoint of `ray job submit --working-dir` (else None).
 

@@ -78,3 +78,11 @@ def test_a_sweep_with_uri_and_filesystem_object_storage_resumes_and_loads(local_
     assert len(tables.epochs) == 2 and tables.trials["status"].tolist() == ["TERMINATED"]
     assert len(tables.samples) == 3
     assert tables.epochs["genotype"].tolist() == load(f"{uri}/viauri").epochs["genotype"].tolist()
+
+
+def test_spec_paths_missing_on_every_node_are_named_before_any_trial(local_ray, tmp_path):
+    from trainables.tuner import check_paths_on_cluster
+
+    check_paths_on_cluster({"data_root": str(tmp_path)})  # exists (this host is the cluster's only node)
+    with pytest.raises(FileNotFoundError, match=f"data_root {tmp_path}/nowhere: exists on none of the"):
+        check_paths_on_cluster({"data_root": str(tmp_path / "nowhere")})
