@@ -159,6 +159,10 @@ def run_proxies(run_dir: Folder, spec: SweepSpec, trials: pd.DataFrame, progress
     except ImportError as err:
         log.warning("proxy stage skipped: trainables.sampling is not available (%s)", err)
         return
+    if run_dir.local_path() is None:  # sample_trial opens checkpoints by a disk path (trainables.sampling)
+        log.warning("proxy stage skipped: the trials' checkpoints are in %s, not on a disk the scoring tasks can "
+                    "open; run `python platform/proxy_stage.py` on a copy of the run folder", run_dir)
+        return
     done = trials[trials["status"] == "TERMINATED"]
     if not len(done):
         log.warning("proxy stage skipped: no trial finished")
