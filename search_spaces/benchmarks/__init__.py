@@ -1,17 +1,20 @@
 """Benchmark ground truth (NAS-Bench-201, ...) as compact in-memory tables.
 
-Public API: `open_benchmark(name, path) -> Benchmark` with `query(arch, dataset, split="test", epochs=200)`,
-`record(arch, epochs=200)`, `available()`; `bench_column(dataset, split)` names record keys.
+Public API: `open_benchmark(name, path) -> Benchmark` with `query(arch, dataset, split="test", epochs=None)`,
+`record(arch, epochs=None)` (None: the benchmark's default budget, NB201 200, NB101 108), `epochs()`,
+`available()`, and the class-level `report_columns` / `test_column(dataset)`; `bench_column(dataset, split)`
+names record keys.
 """
 
 from search_spaces.benchmarks.base import (
     Benchmark,
     BenchmarkQueryError,
+    ReportColumn,
     UnknownArchitectureError,
     bench_column,
     table_column,
 )
 from search_spaces.benchmarks.registry import BENCHMARKS, benchmark_class, open_benchmark
 
-__all__ = ["Benchmark", "BenchmarkQueryError", "UnknownArchitectureError", "bench_column", "table_column",
-           "BENCHMARKS", "benchmark_class", "open_benchmark"]
+__all__ = ["Benchmark", "BenchmarkQueryError", "ReportColumn", "UnknownArchitectureError", "bench_column",
+           "table_column", "BENCHMARKS", "benchmark_class", "open_benchmark"]
