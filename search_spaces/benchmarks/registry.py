@@ -16,6 +16,7 @@ from search_spaces.benchmarks.base import Benchmark
 BENCHMARKS: dict[str, str] = {
     "nb201": "search_spaces.benchmarks.nb201:NB201Benchmark",
     "nb101": "search_spaces.benchmarks.nb101:NB101Benchmark",
+    "nb301-zc": "search_spaces.benchmarks.nb301:NB301ZCBenchmark",
 }
 
 
