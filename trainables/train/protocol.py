@@ -43,8 +43,9 @@ class DataSplits(_Strict):
 
 
 class TrainProtocol(_Strict):
-    """Every setting of one final training. `size` are the space's network size keywords; `network` extra
-    keywords of `space.network` (e.g. {"imagenet": true})."""
+    """Every setting of one final training. `size` are the space's network size keywords (an override replaces
+    the whole mapping; keys left out take the network's defaults); `network` extra keywords of `space.network`
+    (e.g. {"imagenet": true})."""
 
     name: str
     source: str
@@ -150,8 +151,6 @@ def resolve_protocol(preset: str, overrides: dict[str, Any] | None = None) -> Tr
         raise ValueError(f"unknown protocol field(s) {', '.join(repr(k) for k in unknown)}; fields: "
                          f"{', '.join(protocol_fields())}")
     base = PRESETS[preset].model_dump()
-    if "size" in overrides and isinstance(overrides["size"], dict):  # size overrides merge key by key
-        overrides["size"] = {**base["size"], **overrides["size"]}
     try:
         return TrainProtocol(**{**base, **overrides})
     except ValidationError as err:
