@@ -37,6 +37,24 @@ _RULE = re.compile(r"^(argmax|proxy:[A-Za-z0-9_]+|rank:[A-Za-z0-9_]+(\+[A-Za-z0-
 SELECTIONS = "selections"
 
 
+class TrainSpecError(SpecError):
+    """A malformed training spec (a SpecError, so callers catch both kinds the same way)."""
+
+    def __init__(self, source: str, problems: list[tuple[str, str]]):
+        self.problems = problems
+        lines = "\n".join(f"  {loc}: {msg}" for loc, msg in problems)
+        ValueError.__init__(self, f"invalid training spec {source}:\n{lines}")
+
+
+#: where a model-level problem belongs, by the start of its message
+_WHERE = (("arch ", "architectures.{i}"), ("unknown protocol field", "overrides"), ("protocol ", "overrides"),
+          ("unknown protocol", "protocol"), ("dataset ", "dataset"), ("space ", "space"))
+
+
+def _where(message: str, i: int) -> str:
+    return next((loc.format(i=i) for start, loc in _WHERE if message.startswith(start)), "(top level)")
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -215,7 +233,7 @@ def validate_train_spec(data: Any, *, base_dir: Path | str = ".", source: str = 
     """A TrainSpec from parsed YAML (`--from`/`--rule` override its `from`), with `from` resolved into
     architectures and every trial's config checked by TrainConfig; a SpecError lists the problems."""
     if not isinstance(data, dict):
-        raise SpecError(source, [("(top level)", f"a spec must be a mapping of keys, got {type(data).__name__}")])
+        raise TrainSpecError(source, [("(top level)", f"a spec must be a mapping of keys, got {type(data).__name__}")])
     data = dict(data)
     base = Path(base_dir)
     if from_sweep is not None or rule is not None:
@@ -228,7 +246,7 @@ def validate_train_spec(data: Any, *, base_dir: Path | str = ".", source: str = 
     try:
         spec = TrainSpec.model_validate(data)
     except ValidationError as err:
-        raise SpecError(source, _problems(err)) from None
+        raise TrainSpecError(source, _problems(err)) from None
     spec = spec.model_copy(update={
         "data_root": resolve_path(spec.data_root, base), "split_file": resolve_path(spec.split_file, base),
         "benchmark": resolve_path(spec.benchmark, base), "storage": resolve_path(spec.storage, base),
@@ -237,15 +255,14 @@ def validate_train_spec(data: Any, *, base_dir: Path | str = ".", source: str = 
     try:
         spec = resolve_sources(spec)
     except (ValueError, FileNotFoundError) as err:
-        raise SpecError(source, [("from", str(err))]) from None
+        raise TrainSpecError(source, [("from", str(err))]) from None
     problems = []
     for i, entry in enumerate(spec.architectures):
         try:
             TrainConfig(**spec.train_config(entry.arch, spec.seeds[0]))
         except ValidationError as err:
             for loc, msg in _problems(err):
-                where = {"arch": f"architectures.{i}"}.get(loc.split(".")[0], loc)
-                item = (where, msg)
+                item = (_where(msg, i) if loc == "(top level)" else loc, msg)
                 if item not in problems:
                     problems.append(item)
             if any(not p[0].startswith("architectures") for p in problems):
@@ -254,7 +271,7 @@ def validate_train_spec(data: Any, *, base_dir: Path | str = ".", source: str = 
     if device.startswith("cuda") and spec.resources.gpu == 0:
         problems.append(("resources.gpu", f"is 0 but device is {device!r}: Ray would hide every GPU from the trial"))
     if problems:
-        raise SpecError(source, problems)
+        raise TrainSpecError(source, problems)
     return spec
 
 
@@ -267,7 +284,7 @@ def load_train_spec(path: str | Path, *, from_sweep: str | None = None, rule: st
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
-        raise SpecError(str(path), [("(yaml)", str(err))]) from None
+        raise TrainSpecError(str(path), [("(yaml)", str(err))]) from None
     spec = validate_train_spec(data, base_dir=path.resolve().parent, source=str(path), from_sweep=from_sweep,
                                rule=rule)
     if check_paths:
