@@ -33,8 +33,12 @@ class Report:
 
 def benchmark_from_specs(tables: RunTables) -> Path | None:
     """The ground-truth table named by the runs' specs (`benchmark:`), if it exists on this machine."""
+    from search_spaces.benchmarks.registry import is_builtin_reference, table_path
+
     for spec in tables.specs.values():
         path = spec.get("benchmark") if isinstance(spec, dict) else None
+        if is_builtin_reference(path):
+            return table_path(path)  # a table shipped with the package (`benchmark: nb201`)
         if path and Path(path).expanduser().is_file():
             return Path(path).expanduser()
     return None
