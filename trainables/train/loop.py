@@ -36,7 +36,7 @@ from search_spaces.space import get_space
 from trainables.methods.arch_params import detached_copy
 from trainables.search import resolve_device
 from trainables.train.config import TrainConfig, parse_train_config
-from trainables.train.protocol import TrainProtocol
+from trainables.train.protocol import IMAGENET_GAP, TrainProtocol
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +144,8 @@ class TrainRun:
 
     def _load_splits(self) -> dict[str, DeviceDataset]:
         p, cfg = self.protocol, self.cfg
+        if not p.splits:
+            raise ValueError(f"protocol {p.name!r}: {IMAGENET_GAP}")
         where = p.splits[cfg.dataset]
         names = [where.train, *where.eval.values()]
         loaded = load_splits(where.data, cfg.data_root, list(dict.fromkeys(names)), device=self.device,

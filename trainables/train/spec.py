@@ -93,7 +93,8 @@ class TrainSpec(_Strict):
     dataset: str = "cifar10"
     data_root: str | None = None
     split_file: str | None = None
-    benchmark: str | None = None  # ground truth of the space's benchmark: bench_* columns in `final`
+    download: bool = True  # fetch missing CIFAR-10/100 (false: air-gapped clusters)
+    benchmark: str | None = None  # ground truth of the space's benchmark (default: its packaged table) -> bench_*
     architectures: list[ArchEntry] = Field(default_factory=list)
     source: SweepSource | None = Field(None, alias="from")
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
@@ -115,8 +116,18 @@ class TrainSpec(_Strict):
 
     @field_validator("architectures", mode="before")
     @classmethod
-    def _strings(cls, v: Any) -> Any:
-        return [{"arch": a} if isinstance(a, str) else a for a in v] if isinstance(v, list) else v
+    def _entries(cls, v: Any) -> Any:
+        """A string, or a genotype in a structured form (e.g. a DARTS compact list) passed on as JSON text
+        for the space's `canonical` to parse."""
+        if not isinstance(v, list):
+            return v
+        out = []
+        for a in v:
+            entry = dict(a) if isinstance(a, dict) else {"arch": a}
+            if not isinstance(entry.get("arch"), str) and entry.get("arch") is not None:
+                entry["arch"] = json.dumps(entry["arch"])
+            out.append(entry)
+        return out
 
     @field_validator("seeds")
     @classmethod
@@ -217,6 +228,18 @@ def _protocol_space(spec: TrainSpec) -> str | None:
 
 
 # ----- loading and validation --------------------------------------------------------------------------------
+def _benchmark_value(spec: TrainSpec, base: Path) -> str | None:
+    """A packaged table's name as is, a path resolved; unset: the space's packaged table where one ships."""
+    from search_spaces.benchmarks.registry import builtin_table, is_builtin_reference
+    from search_spaces.space import available_spaces, get_space
+
+    if "benchmark" not in spec.model_fields_set:
+        space = spec.space or _protocol_space(spec)
+        name = get_space(space).benchmark_name if space in available_spaces() else None
+        return name if name is not None and builtin_table(name) is not None else None
+    return spec.benchmark if is_builtin_reference(spec.benchmark) else resolve_path(spec.benchmark, base)
+
+
 def _problems(err: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
     out = []
     for e in err.errors():
@@ -249,7 +272,7 @@ def validate_train_spec(data: Any, *, base_dir: Path | str = ".", source: str = 
         raise TrainSpecError(source, _problems(err)) from None
     spec = spec.model_copy(update={
         "data_root": resolve_path(spec.data_root, base), "split_file": resolve_path(spec.split_file, base),
-        "benchmark": resolve_path(spec.benchmark, base), "storage": resolve_path(spec.storage, base),
+        "benchmark": _benchmark_value(spec, base), "storage": resolve_path(spec.storage, base),
         "source": spec.source.model_copy(update={"sweep": resolve_path(spec.source.sweep, base)})
         if spec.source else None})
     try:
@@ -293,22 +316,23 @@ def load_train_spec(path: str | Path, *, from_sweep: str | None = None, rule: st
 
 
 def check_train_paths(spec: TrainSpec) -> None:
-    """FileNotFoundError naming the field and path for data missing on this machine."""
-    from search_spaces.data import dataset_spec
+    """FileNotFoundError naming the field and path for data missing on this machine; missing CIFAR data are
+    downloaded first unless `spec.download` is off (download.DownloadError on failure)."""
+    from search_spaces.benchmarks.registry import is_builtin_reference
+    from search_spaces.data import prepare_dataset
+    from trainables.train.protocol import IMAGENET_GAP
 
-    cfg = TrainConfig(**spec.train_config(spec.architectures[0].arch, spec.seeds[0]))
-    protocol = cfg.resolved_protocol()
-    if spec.data_root is None:
-        return  # $BALENAS_DATA_ROOT at run time
-    data = protocol.splits[spec.dataset].data if spec.dataset in protocol.splits else spec.dataset
+    protocol = TrainConfig(**spec.train_config(spec.architectures[0].arch, spec.seeds[0])).resolved_protocol()
+    if not protocol.splits:
+        raise FileNotFoundError(f"protocol {protocol.name!r}: {IMAGENET_GAP}")
     try:
-        dataset_spec(data).locate(Path(spec.data_root))
+        prepare_dataset(protocol.splits[spec.dataset].data, spec.data_root, download=spec.download)
     except FileNotFoundError as err:
-        raise FileNotFoundError(f"data_root ({spec.data_root}): {err}") from None
-    for field in ("benchmark", "split_file"):
-        value = getattr(spec, field)
-        if value is not None and not Path(value).is_file():
-            raise FileNotFoundError(f"{field}: file not found: {value}")
+        raise FileNotFoundError(f"data_root ({spec.data_root or 'unset'}): {err}") from None
+    if spec.benchmark is not None and not is_builtin_reference(spec.benchmark) and not Path(spec.benchmark).is_file():
+        raise FileNotFoundError(f"benchmark: file not found: {spec.benchmark}")
+    if spec.split_file is not None and not Path(spec.split_file).is_file():
+        raise FileNotFoundError(f"split_file: file not found: {spec.split_file}")
 
 
 def selected_by_frame(final: pd.DataFrame) -> pd.DataFrame:
