@@ -20,6 +20,7 @@ from analysis import store
 from trainables.spec import SpecError
 from trainables.train import TrainRun
 from trainables.train.driver import FINAL, TRAIN_EPOCHS, run_train
+from trainables.train.protocol import PRESETS
 from trainables.train.spec import validate_train_spec
 from trainables.train.trainable import TrainTrainable
 from trainables.tuner import InterruptAfter
@@ -103,10 +104,10 @@ def test_interrupt_and_resume_ends_on_the_unbroken_weights(ray_session, tmp_path
     assert row["test_loss"] == unbroken.last_eval["test_loss"]
 
 
-def fake_sweep(folder: Path, rows: list[dict]) -> Path:
+def fake_sweep(folder: Path, rows: list[dict], space: str = "nb201") -> Path:
     """A search run folder with only a `selections` table (what the proxy stage writes)."""
     folder.mkdir(parents=True)
-    (folder / "spec.yaml").write_text(yaml.safe_dump({"name": folder.name, "space": "nb201"}))
+    (folder / "spec.yaml").write_text(yaml.safe_dump({"name": folder.name, "space": space}))
     frame = pd.DataFrame(rows)
     for trial_id, part in frame.groupby("trial_id"):
         store.write_partition(folder, "selections", part.drop(columns=["trial_id"]), trial_id)
@@ -184,9 +185,11 @@ def test_example_specs_validate(example, tmp_path):
     data = yaml.safe_load(example.read_text())
     assert "shared" not in example.read_text()
     if "from" in data:  # point it at a stand-in sweep (the example names a run folder that does not exist here)
-        sweep = fake_sweep(tmp_path / "sweep", [{**SELECTIONS[0], "rule": data["from"]["rule"]}])
-        pytest.importorskip("search_spaces.darts") if data.get("protocol", "").startswith("darts") else None
-        validate_train_spec(data, from_sweep=str(sweep))
+        space = PRESETS[data["protocol"]].space
+        arch = GOOD if space == "nb201" else str(pytest.importorskip("search_spaces.darts.published").DARTS_V2)
+        sweep = fake_sweep(tmp_path / "sweep", [{**SELECTIONS[0], "rule": data["from"]["rule"], "arch": arch}],
+                           space)
+        assert validate_train_spec(data, from_sweep=str(sweep)).architectures[0].arch == arch
     else:
         spec = validate_train_spec(data)
         assert len(spec.trials()) >= 1
