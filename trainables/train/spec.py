@@ -25,7 +25,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -333,16 +332,3 @@ def check_train_paths(spec: TrainSpec) -> None:
         raise FileNotFoundError(f"benchmark: file not found: {spec.benchmark}")
     if spec.split_file is not None and not Path(spec.split_file).is_file():
         raise FileNotFoundError(f"split_file: file not found: {spec.split_file}")
-
-
-def selected_by_frame(final: pd.DataFrame) -> pd.DataFrame:
-    """One row per (final row, choosing search trial): `method` and `rule` from `selected_by` (JSON), so a
-    result counts for every method that chose the architecture; architectures listed by hand get
-    method 'given' and rule 'given'."""
-    rows = []
-    for rec in final.to_dict("records"):
-        by = json.loads(rec.get("selected_by") or "[]") if isinstance(rec.get("selected_by"), str) else []
-        for s in by or [{"method": "given", "rule": "given"}]:
-            rows.append({**rec, "method": s.get("method"), "rule": s.get("rule"),
-                         "search_seed": s.get("search_seed")})
-    return pd.DataFrame(rows)
