@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from analysis import final as final_mod
 from analysis import plots as plots_mod
 from analysis import tables as tables_mod
 from analysis.load import RunTables
@@ -144,6 +145,8 @@ def build_report(tables: RunTables, out_dir: str | Path, benchmark: str | Path |
         lines += [f"### {rule}", "", text,
                   f"Files: [{paths['csv'].name}]({paths['csv'].name}), [{paths['tex'].name}]({paths['tex'].name})",
                   ""]
+
+    lines += final_mod.final_section(tables.runs, _md_table)
 
     lines += ["## Plots", ""]
     for plot in made:
