@@ -34,6 +34,7 @@ from analysis.frames import (  # noqa: E402
     test_column,
 )
 from analysis.load import RunTables  # noqa: E402
+from search_spaces.space import DEFAULT_SPACE  # noqa: E402
 
 DPI = 120
 #: heatmaps of at most this many epochs get the probability printed in every cell

@@ -29,6 +29,7 @@ _SPACES: dict[str, tuple[str, dict]] = {
     "nb1shot1-1": ("search_spaces.nb1shot1.space:NB1Shot1Space", {"number": 1}),
     "nb1shot1-2": ("search_spaces.nb1shot1.space:NB1Shot1Space", {"number": 2}),
     "nb1shot1-3": ("search_spaces.nb1shot1.space:NB1Shot1Space", {"number": 3}),
+    "darts": ("search_spaces.darts.space:DartsSpace", {}),
 }
 
 #: the space a config or spec uses when it names none.
@@ -53,6 +54,8 @@ class SearchSpace(ABC):
     search_size: ClassVar[Mapping[str, int]] = {}
     #: the size keywords of `network` and the defaults of the networks that proxies score.
     proxy_size: ClassVar[Mapping[str, int]] = {}
+    #: other keywords `network` takes (e.g. DARTS' "auxiliary", "imagenet" for final training); none by default.
+    network_extras: ClassVar[tuple[str, ...]] = ()
 
     # ----- what every space implements ----------------------------------------------------------------
     @abstractmethod
@@ -68,7 +71,9 @@ class SearchSpace(ABC):
     @abstractmethod
     def network(self, arch: str, num_classes: int = 10, **size: int) -> nn.Module:
         """The derived (evaluation) network of a canonical architecture string; `size` holds keys of
-        `proxy_size` (missing ones take its defaults)."""
+        `proxy_size` (missing ones take its defaults) and of `network_extras`. A network built with an
+        auxiliary head returns (logits, aux_logits) in training mode; one with drop path has a float
+        attribute `drop_path_prob` (0 = off, never applied in eval mode)."""
 
     @abstractmethod
     def canonical(self, arch: str) -> str:

@@ -145,10 +145,10 @@ def _ground_truth(spec: Mapping[str, Any]) -> Callable[[str | None], dict[str, f
 def _proxy_batch(spec: Mapping[str, Any], cfg: ProxySettings) -> tuple[torch.Tensor, torch.Tensor]:
     from trainables.proxies.batch import proxy_batch
 
-    if not spec.get("data_root"):
-        raise ValueError("spec.data_root is needed for the proxy stage's data batch")
-    return proxy_batch(spec.get("dataset", "cifar10"), spec["data_root"], cfg.batch_size, seed=None,
-                       split=cfg.data_split)
+    # data_root None: $BALENAS_DATA_ROOT, else the per-user cache (missing CIFAR data downloaded unless
+    # the spec says `download: false`)
+    return proxy_batch(spec.get("dataset", "cifar10"), spec.get("data_root"), cfg.batch_size, seed=None,
+                       split=cfg.data_split, download=bool(spec.get("download", True)))
 
 
 # ----- the stage ------------------------------------------------------------------------------------------------

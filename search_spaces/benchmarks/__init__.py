@@ -1,9 +1,9 @@
 """Benchmark ground truth (NAS-Bench-201, ...) as compact in-memory tables.
 
-Public API: `open_benchmark(name, path) -> Benchmark` with `query(arch, dataset, split="test", epochs=None)`,
-`record(arch, epochs=None)` (None: the benchmark's default budget, NB201 200, NB101 108), `epochs()`,
-`available()`, and the class-level `report_columns` / `test_column(dataset)`; `bench_column(dataset, split)`
-names record keys.
+Public API: `open_benchmark(name, path=None) -> Benchmark` (no path: the table shipped with the package) with
+`query(arch, dataset, split="test", epochs=None)`, `record(arch, epochs=None)` (None: the benchmark's default
+budget, NB201 200, NB101 108), `epochs()`, `available()`, and the class-level `report_columns` /
+`test_column(dataset)`; `bench_column(dataset, split)` names record keys.
 """
 
 from search_spaces.benchmarks.base import (
@@ -14,7 +14,15 @@ from search_spaces.benchmarks.base import (
     bench_column,
     table_column,
 )
-from search_spaces.benchmarks.registry import BENCHMARKS, benchmark_class, open_benchmark
+from search_spaces.benchmarks.registry import (
+    BENCHMARKS,
+    BUILTIN_TABLES,
+    benchmark_class,
+    builtin_table,
+    open_benchmark,
+    table_path,
+)
 
 __all__ = ["Benchmark", "BenchmarkQueryError", "ReportColumn", "UnknownArchitectureError", "bench_column",
-           "table_column", "BENCHMARKS", "benchmark_class", "open_benchmark"]
+           "table_column", "BENCHMARKS", "benchmark_class", "open_benchmark", "BUILTIN_TABLES", "builtin_table",
+           "table_path"]
