@@ -38,7 +38,7 @@ from search_spaces.space import get_space
 from trainables.checkpoints import load_rng_state, rng_state, save_atomic
 from trainables.methods import ArchDistribution, ArchStepContext, EdgeWeights, make_distribution
 from trainables.methods.arch_params import detached_copy
-from trainables.search_config import SearchConfig, parse_config
+from trainables.search_config import SearchConfig, default_channels_last, parse_config
 
 log = logging.getLogger(__name__)
 
@@ -102,15 +102,20 @@ class SearchRun:
             if missing:
                 raise ValueError(f"splits is missing {', '.join(sorted(missing))}")
             splits = {k: splits[k].to(self.device) for k in ("search-train", "search-valid")}
-        self.train = _Batches(splits["search-train"], cfg.augment, cfg.channels_last)
-        self.valid = _Batches(splits["search-valid"], cfg.augment, cfg.channels_last)
+        self.channels_last = (default_channels_last(self.device.type) if cfg.channels_last == "auto"
+                              else cfg.channels_last)
+        self.train = _Batches(splits["search-train"], cfg.augment, self.channels_last)
+        self.valid = _Batches(splits["search-valid"], cfg.augment, self.channels_last)
         self.num_classes = splits["search-train"].num_classes
 
         torch.manual_seed(cfg.seed)
         model = self.space.supernet(cfg.C, cfg.N, self.num_classes).to(self.device)
-        if cfg.channels_last:
+        if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model.train()
+        # the compiled forward shares self.model's parameters; sparse (active-list) forwards stay eager, since
+        # each new list of sampled ops would be a new graph
+        self._compiled = None if cfg.compile is None else torch.compile(self.model, mode=cfg.compile, dynamic=False)
         self.distribution: ArchDistribution = make_distribution(
             cfg.method, self.space, dict(cfg.method_params), num_valid=len(self.valid), device=self.device,
             seed=cfg.seed)
@@ -149,8 +154,9 @@ class SearchRun:
     # ----- the loop ---------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, edge_weights: EdgeWeights) -> torch.Tensor:
         """The supernet forward under the run's autocast setting (bf16 when `amp`)."""
+        model = self.model if self._compiled is None or edge_weights.active is not None else self._compiled
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.cfg.amp):
-            return self.model(x, edge_weights.weights, edge_weights.active)
+            return model(x, edge_weights.weights, edge_weights.active)
 
     def _valid_order(self, count: int) -> torch.Tensor:
         """`count` validation indices: successive random permutations of the validation half."""
@@ -158,6 +164,32 @@ class SearchRun:
         perms = [torch.randperm(n, generator=self.data_generator, device=self.device)
                  for _ in range(math.ceil(count / n))]
         return torch.cat(perms)[:count]
+
+    def step(self, train_index: torch.Tensor, valid_index: torch.Tensor, lr: float, interval: int = 1
+             ) -> tuple[torch.Tensor, torch.Tensor, int, dict[str, torch.Tensor] | None, int]:
+        """One iteration: draw both batches, the weight step, then the architecture step when this is an
+        `interval`-th weight step. Returns (train loss, correct count, batch size, the update's outputs or
+        None, validation batch size); values are device tensors, so no host sync happens here unless the
+        method needs one by design (GDAS: the sampled op indices). benchmarks/gpu_check.py runs this under
+        torch.cuda.set_sync_debug_mode("error")."""
+        cfg, dist = self.cfg, self.distribution
+        x, y = self.train(train_index, self.data_generator)
+        xv, yv = self.valid(valid_index, self.data_generator)
+        logits = self.forward(x, dist.weights_for_weight_step())
+        loss = _loss_fn(logits, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.optimizer.step()
+        correct = (logits.detach().argmax(dim=-1) == y).sum()
+        self.global_step += 1
+        out = None
+        if self.global_step % interval == 0:
+            ctx = ArchStepContext(self.model, self.forward, _loss_fn, (x, y), (xv, yv), self.optimizer, lr,
+                                  self.global_step, self.epoch, self.total_epochs)
+            out = dist.update(ctx)
+        return loss.detach(), correct, y.shape[0], out, yv.shape[0]
 
     def run_epoch(self) -> dict[str, Any]:
         """One search epoch; returns its metrics (JSON-able values)."""
@@ -177,25 +209,12 @@ class SearchRun:
         arch_sums: dict[str, torch.Tensor] = {}
         n_valid, arch_steps = 0, 0
         for i in range(steps):
-            x, y = self.train(train_order[i * B:(i + 1) * B], self.data_generator)
-            xv, yv = self.valid(valid_order[i * B:(i + 1) * B], self.data_generator)
-            logits = self.forward(x, dist.weights_for_weight_step())
-            loss = _loss_fn(logits, y)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-            self.optimizer.step()
-            nb = y.shape[0]
-            train_loss += loss.detach() * nb
-            train_correct += (logits.detach().argmax(dim=-1) == y).sum()
+            loss, correct, nb, out, nv = self.step(train_order[i * B:(i + 1) * B], valid_order[i * B:(i + 1) * B],
+                                                   lr, interval)
+            train_loss += loss * nb
+            train_correct += correct
             n_train += nb
-            self.global_step += 1
-            if self.global_step % interval == 0:
-                ctx = ArchStepContext(self.model, self.forward, _loss_fn, (x, y), (xv, yv), self.optimizer, lr,
-                                      self.global_step, self.epoch, self.total_epochs)
-                out = dist.update(ctx)
-                nv = yv.shape[0]
+            if out is not None:
                 for k, v in out.items():
                     arch_sums[k] = arch_sums.get(k, zero) + v.detach().float() * nv
                 n_valid += nv

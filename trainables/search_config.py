@@ -8,7 +8,7 @@ DARTS.config): SGD lr 0.025 -> 0.001 cosine, momentum 0.9, Nesterov, weight deca
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -58,7 +58,11 @@ class SearchConfig(BaseModel):
     w_weight_decay: float = Field(5e-4, ge=0)
     grad_clip: float | None = Field(5.0, gt=0)  # None: no clipping
     amp: bool = False  # bf16 autocast
-    channels_last: bool = False
+    # "auto": per device (`default_channels_last`); measured, not guessed: see benchmarks/README.md "GPU"
+    channels_last: bool | Literal["auto"] = "auto"
+    # torch.compile the supernet: None (eager), "default", or "reduce-overhead" (CUDA graphs through
+    # torch.compile). Off by default until the GPU check (benchmarks/gpu_check.py) shows a gain.
+    compile: Literal["default", "reduce-overhead"] | None = None
 
     @field_validator("dataset")
     @classmethod
@@ -87,6 +91,13 @@ class SearchConfig(BaseModel):
             raise ValueError(f"w_lr_min ({self.w_lr_min}) must not exceed w_lr ({self.w_lr})")
         get_method(self.method).validate_params(self.method_params)  # unknown hyper-parameter names
         return self
+
+
+def default_channels_last(device_type: str) -> bool:
+    """channels_last when the config says "auto": on the CPU, channels_last runs the NB201 supernet's
+    DARTS-V1 iteration in 0.6-0.7x the NCHW time (benchmarks/bench_vs_xautodl.py); on CUDA NCHW stays until
+    a GPU check (benchmarks/gpu_check.py, section iteration) shows channels_last winning."""
+    return device_type == "cpu"
 
 
 def parse_config(config: dict[str, Any]) -> SearchConfig:
