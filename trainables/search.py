@@ -43,6 +43,8 @@ from trainables.search_config import SearchConfig, default_channels_last, parse_
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = 1
+#: the SearchRun file's name inside a Tune checkpoint folder.
+CHECKPOINT_FILE = "search.pt"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -109,7 +111,7 @@ class SearchRun:
         self.num_classes = splits["search-train"].num_classes
 
         torch.manual_seed(cfg.seed)
-        model = self.space.supernet(cfg.C, cfg.N, self.num_classes).to(self.device)
+        model = self.space.supernet(num_classes=self.num_classes, **cfg.size).to(self.device)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model.train()
@@ -291,6 +293,12 @@ class SearchRun:
         return run
 
 
+def checkpoint_file(path: str | os.PathLike) -> str:
+    """The SearchRun file of a trial: `path` itself, or `CHECKPOINT_FILE` inside a Tune checkpoint folder."""
+    p = Path(path)
+    return str(p / CHECKPOINT_FILE if p.is_dir() else p)
+
+
 def _load(path: str | os.PathLike, map_location) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
@@ -300,8 +308,9 @@ def _load(path: str | os.PathLike, map_location) -> dict[str, Any]:
 
 def load_distribution(checkpoint_path: str | os.PathLike,
                       device: torch.device | str = "cpu") -> tuple[ArchDistribution, dict[str, Any]]:
-    """The trained distribution of a checkpoint (and the run's config), without supernet or data."""
-    state = _load(checkpoint_path, device)
+    """The trained distribution of a checkpoint file or Tune checkpoint folder (and the run's config),
+    without supernet or data."""
+    state = _load(checkpoint_file(checkpoint_path), device)
     config = state["config"]
     dist = make_distribution(state["method"], get_space(config["space"]), dict(config["method_params"]),
                              num_valid=state["num_valid"], device=device, seed=config["seed"])

@@ -31,6 +31,7 @@ class DartsSpace(SearchSpace):
     # DARTS' search network (Liu et al., ICLR 2019: C=16, 8 cells); proxies score that scale too.
     search_size: ClassVar = {"C": 16, "layers": 8}
     proxy_size: ClassVar = {"C": 16, "layers": 8}
+    network_extras: ClassVar = _NETWORK_EXTRAS
     # DARTS' weight-training settings for the search (quark0/darts cnn/train_search.py); generic defaults
     # that are NB201's elsewhere.
     search_defaults: ClassVar[Mapping[str, Any]] = {

@@ -17,7 +17,6 @@ API: `TrainRun(config, splits=None)`, `.run_epoch()`, `.save(path)`, `.load_stat
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import math
@@ -52,21 +51,19 @@ class NonFiniteLoss(RuntimeError):
 
 
 def network_keywords(space, protocol: TrainProtocol) -> dict[str, Any]:
-    """Keywords for `space.network(arch, num_classes=..., **kw)`: size, extras and `auxiliary` where taken.
+    """Keywords for `space.network(arch, num_classes=..., **kw)`: size (`space.proxy_size` keys), extras
+    (`space.network_extras`) and `auxiliary` where taken.
 
     A keyword the space's network does not take is a ValueError naming the protocol field.
     """
-    params = inspect.signature(space.network).parameters
-    takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
-    allowed = sorted(k for k in params if k not in ("self", "arch", "num_classes"))
-    kw: dict[str, Any] = {}
-    for field, values in (("size", protocol.size), ("network", protocol.network)):
-        for key, value in values.items():
-            if key not in params and not takes_any:
-                raise ValueError(f"protocol {field}.{key}={value!r}: space {space.name!r}'s network takes no "
-                                 f"{key!r}; it takes {', '.join(allowed) or '(nothing)'}")
-            kw[key] = value
-    if "auxiliary" in params or takes_any:
+    extras = tuple(space.network_extras)
+    kw: dict[str, Any] = dict(space.sizes("proxy", protocol.size, field="protocol.size"))
+    for key, value in protocol.network.items():
+        if key not in extras:
+            raise ValueError(f"protocol network.{key}={value!r}: space {space.name!r}'s network takes no "
+                             f"{key!r}; its extras: {', '.join(extras) or '(none)'}")
+        kw[key] = value
+    if "auxiliary" in extras:
         kw["auxiliary"] = protocol.auxiliary
     elif protocol.auxiliary:
         raise ValueError(f"protocol auxiliary=True: space {space.name!r}'s network has no auxiliary head")
