@@ -51,17 +51,18 @@ class NonFiniteLoss(RuntimeError):
 
 
 def network_keywords(space, protocol: TrainProtocol) -> dict[str, Any]:
-    """Keywords for `space.network(arch, num_classes=..., **kw)`: size (`space.proxy_size` keys), extras
-    (`space.network_extras`) and `auxiliary` where taken.
+    """Keywords for `space.network(arch, num_classes=..., **kw)`: the protocol's size (checked against the space's
+    size keys), its `network` extras and `auxiliary`, where the space lists them in `network_extras`.
 
     A keyword the space's network does not take is a ValueError naming the protocol field.
     """
-    extras = tuple(space.network_extras)
-    kw: dict[str, Any] = dict(space.sizes("proxy", protocol.size, field="protocol.size"))
+    space.sizes("proxy", protocol.size, field="protocol.size")  # raises naming the key; the space fills defaults
+    extras = tuple(getattr(space, "network_extras", ()))
+    kw: dict[str, Any] = dict(protocol.size)
     for key, value in protocol.network.items():
         if key not in extras:
-            raise ValueError(f"protocol network.{key}={value!r}: space {space.name!r}'s network takes no "
-                             f"{key!r}; its extras: {', '.join(extras) or '(none)'}")
+            raise ValueError(f"protocol network.{key}={value!r}: space {space.name!r}'s network takes no {key!r}; "
+                             f"its extras: {', '.join(extras) or '(none)'}")
         kw[key] = value
     if "auxiliary" in extras:
         kw["auxiliary"] = protocol.auxiliary
