@@ -97,7 +97,7 @@ def test_bad_configs_name_the_value():
         TrainRun({**tiny_config(), "arch": "|bogus~0|"})
     with pytest.raises(ValueError, match="dataset 'svhn'"):
         TrainRun({**tiny_config(), "dataset": "svhn"})
-    with pytest.raises(ValueError, match="size.layers=20: space 'nb201'"):
+    with pytest.raises(ValueError, match="protocol.size.layers: space 'nb201' takes no size key 'layers'"):
         TrainRun({**tiny_config(), "overrides": {"size": {"layers": 20}}},
                  splits={"train": separable(8, 2, 0), "test": separable(8, 2, 1)})
 
@@ -128,15 +128,18 @@ class ToySpace(space_registry.SearchSpace):
     name = "toy-aux"
     arch_shapes = {}
     option_names = {}
+    proxy_size = {"C": 4}
+    network_extras = ("auxiliary",)
 
-    def supernet(self, C, N, num_classes):
+    def supernet(self, num_classes, **size):
         raise NotImplementedError
 
-    def discretize(self, scores):
+    def discretize(self, probs):
         raise NotImplementedError
 
-    def network(self, arch, num_classes=10, C=4, auxiliary=False):
-        return ToyNet(num_classes, C, auxiliary)
+    def network(self, arch, num_classes=10, **size):
+        auxiliary = size.pop("auxiliary", False)
+        return ToyNet(num_classes, self.sizes("proxy", size)["C"], auxiliary)
 
     def canonical(self, arch):
         if arch != "toy":
