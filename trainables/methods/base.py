@@ -61,6 +61,9 @@ class ArchDistribution(ABC):
     #: True when the weight-step loss must also reach the architecture parameters (joint training, SNAS):
     #: the loop then does not detach them and calls `update` right after the weight step.
     uses_train_loss: ClassVar[bool] = False
+    #: host synchronisations one search iteration needs by design (0: none; tests/trainables/test_host_syncs.py
+    #: and benchmarks/gpu_check.py hold every method to this number)
+    host_syncs_per_step: ClassVar[int] = 0
 
     def __init__(self, space: SearchSpace, params: Mapping[str, Any] | None = None, *,
                  num_valid: int, device: torch.device | str = "cpu", seed: int = 0):
