@@ -11,15 +11,15 @@ import sys
 from pathlib import Path
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m analysis", description="Analyse sweep run directories.")
+def main(argv: list[str] | None = None, prog: str = "python -m analysis") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description="Analyse sweep run directories.")
     commands = parser.add_subparsers(dest="command", required=True)
     report = commands.add_parser("report", help="write report.md, plots and paper tables for one or more runs")
     report.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories or globs (quote globs)")
     report.add_argument("--out", type=Path, default=None, help="output folder (default: <first RUN_DIR>/report)")
-    report.add_argument("--benchmark", type=Path, default=None,
-                        help="ground-truth table for the optimum row (e.g. ../shared/data/nb201/nb201_merged.csv); "
-                             "default: the spec's `benchmark` where that file exists")
+    report.add_argument("--benchmark", default=None,
+                        help="ground-truth table for the optimum row (a file, or `nb201` for the packaged table); "
+                             "default: the spec's `benchmark` where it exists here")
     report.add_argument("--no-published", action="store_true", help="leave the published reference rows out")
     args = parser.parse_args(argv)
 
@@ -27,6 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     from analysis.report import build_report
 
     try:
+        if args.benchmark is not None:
+            from search_spaces.benchmarks.registry import is_builtin_reference, table_path
+
+            args.benchmark = table_path(args.benchmark) if is_builtin_reference(args.benchmark) else args.benchmark
         tables = load(*args.runs)
         out = args.out if args.out is not None else next(iter(tables.runs.values())) / "report"
         result = build_report(tables, out, benchmark=args.benchmark, published=not args.no_published)

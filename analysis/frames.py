@@ -80,8 +80,11 @@ def _open_cached(space: str, path: str, mtime: float):
 
 
 def open_benchmark_table(path: str | Path, space: str = "nb201"):
-    """The ground-truth table of a search space (search_spaces.benchmarks), cached per file and mtime."""
-    path = Path(path).expanduser()
+    """The ground-truth table of a search space (search_spaces.benchmarks), cached per file and mtime; a
+    packaged table's name (`nb201`) stands for its file."""
+    from search_spaces.benchmarks.registry import is_builtin_reference, table_path
+
+    path = table_path(str(path)) if is_builtin_reference(path) else Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"benchmark table not found: {path}")
     return _open_cached(str(space), str(path.resolve()), path.stat().st_mtime)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from analysis import final as final_mod
 from analysis import plots as plots_mod
 from analysis import tables as tables_mod
 from analysis.load import RunTables
@@ -33,8 +34,12 @@ class Report:
 
 def benchmark_from_specs(tables: RunTables) -> Path | None:
     """The ground-truth table named by the runs' specs (`benchmark:`), if it exists on this machine."""
+    from search_spaces.benchmarks.registry import is_builtin_reference, table_path
+
     for spec in tables.specs.values():
         path = spec.get("benchmark") if isinstance(spec, dict) else None
+        if is_builtin_reference(path):
+            return table_path(path)  # a table shipped with the package (`benchmark: nb201`)
         if path and Path(path).expanduser().is_file():
             return Path(path).expanduser()
     return None
@@ -140,6 +145,8 @@ def build_report(tables: RunTables, out_dir: str | Path, benchmark: str | Path |
         lines += [f"### {rule}", "", text,
                   f"Files: [{paths['csv'].name}]({paths['csv'].name}), [{paths['tex'].name}]({paths['tex'].name})",
                   ""]
+
+    lines += final_mod.final_section(tables.runs, _md_table)
 
     lines += ["## Plots", ""]
     for plot in made:

@@ -1,68 +1,20 @@
-"""Score all 15,625 NB201 architectures (or a list from a file) with chosen proxies into Parquet.
+"""Score a whole space with proxies: `python platform/score_space.py OUT_DIR [...]` = `balenas score-space`.
 
-    python platform/score_space.py OUT_DIR --data-root ../shared/data/cifar10 --names naswot synflow
-    python platform/score_space.py OUT_DIR --archs archs.txt --names naswot --C 4 --N 1 --batch-size 8
-
-Resumable: rerun the same command and architectures already under OUT_DIR are skipped. On a cluster run it
-with `ray job submit -- python platform/score_space.py ... --address auto`.
+The file `ray job submit` runs on a cluster; the implementation is balenas/commands/score_space.py.
 """
 
 from __future__ import annotations
 
-import argparse
-import logging
-import os
+import sys
+from pathlib import Path
 
+_ROOT = str(Path(__file__).resolve().parents[1])  # this checkout wins over an installed copy
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("out", help="output folder (Parquet part files; existing ones are resumed)")
-    parser.add_argument("--names", nargs="+", default=["naswot"], help="proxies to score")
-    parser.add_argument("--archs", help="file with one architecture per line (default: the whole space)")
-    parser.add_argument("--space", default="nb201")
-    parser.add_argument("--dataset", default="cifar10")
-    parser.add_argument("--data-root", default=os.environ.get("BALENAS_DATA_ROOT"),
-                        help="folder holding the data set files (default $BALENAS_DATA_ROOT)")
-    parser.add_argument("--data-split", default="train")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--data-seed", type=int, default=None, help="None: the first images of the split")
-    parser.add_argument("--seed", type=int, default=0, help="weight-initialisation seed of every network")
-    parser.add_argument("--C", type=int, default=16)
-    parser.add_argument("--N", type=int, default=5)
-    parser.add_argument("--archs-per-task", type=int, default=50)
-    parser.add_argument("--flush-every", type=int, default=500, help="rows per Parquet part file")
-    parser.add_argument("--cpus-per-task", type=float, default=1.0)
-    parser.add_argument("--gpus-per-task", type=float, default=0.0)
-    parser.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
-    parser.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray")
-    parser.add_argument("--channels-last", action="store_true",
-                        help="NHWC memory layout for networks and inputs (faster on CPUs and with GPU tensor cores)")
-    parser.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+from balenas.commands.score_space import main  # noqa: E402
 
-    import ray
-
-    from search_spaces.data.datasets import dataset_spec
-    from trainables import proxies
-    from trainables.proxies.batch import proxy_batch
-    from trainables.score_space import read_arch_list, score_space
-
-    names = proxies.validate_names(args.names)
-    if not args.data_root:
-        parser.error("--data-root is required (or set $BALENAS_DATA_ROOT)")
-    archs = read_arch_list(args.archs, args.space) if args.archs else None
-    batch = proxy_batch(args.dataset, args.data_root, args.batch_size, seed=args.data_seed, split=args.data_split)
-    if not ray.is_initialized():
-        ray.init(address=args.address, num_cpus=args.num_cpus if args.address is None else None)
-    counts = score_space(args.out, batch, names, archs=archs, space=args.space,
-                         num_classes=dataset_spec(args.dataset).num_classes, C=args.C, N=args.N, seed=args.seed,
-                         archs_per_task=args.archs_per_task, flush_every=args.flush_every,
-                         cpu=args.cpus_per_task, gpu=args.gpus_per_task, progress=not args.no_progress,
-                         channels_last=args.channels_last)
-    print(f"{counts['scored']} architectures scored, {counts['skipped']} already in {args.out}")
-    return 0
-
+__all__ = ["main"]
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(prog="platform/score_space.py"))

@@ -21,6 +21,7 @@ _SPACES: dict[str, tuple[str, dict]] = {
     "nb1shot1-1": ("search_spaces.nb1shot1.space:NB1Shot1Space", {"number": 1}),
     "nb1shot1-2": ("search_spaces.nb1shot1.space:NB1Shot1Space", {"number": 2}),
     "nb1shot1-3": ("search_spaces.nb1shot1.space:NB1Shot1Space", {"number": 3}),
+    "darts": ("search_spaces.darts.space:DartsSpace", {}),
 }
 
 ArchWeights = Mapping[str, torch.Tensor]

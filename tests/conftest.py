@@ -11,6 +11,9 @@ import pytest
 import torch
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+# A data set missing in a test is never fetched from the internet: downloads go to a refused local port
+# (tests of the downloader point search_spaces.data.download at their own local server).
+os.environ.setdefault("BALENAS_DOWNLOAD_MIRROR", "http://127.0.0.1:9/no-downloads-in-tests")
 
 _DEFAULT_SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 SHARED_DATA = Path(os.environ.get("BALENAS_SHARED_DATA", _DEFAULT_SHARED))

@@ -60,9 +60,10 @@ class ProxyStageConfig:
     channels_last: bool = False
     space: str = "nb201"
     dataset: str = "cifar10"
-    data_root: str | None = None
+    data_root: str | None = None  # None: $BALENAS_DATA_ROOT, else the per-user cache
     split_file: str | None = None
     benchmark: str | None = None
+    download: bool = True  # fetch missing CIFAR data (spec `download`)
 
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any], **overrides: Any) -> ProxyStageConfig:
@@ -88,7 +89,8 @@ class ProxyStageConfig:
         cfg = cls(names=names, combine=combine, cpu=float(resources.get("cpu", 1.0)),
                   gpu=float(resources.get("gpu", 0.0)), space=spec.get("space", "nb201"),
                   dataset=spec.get("dataset", "cifar10"), data_root=spec.get("data_root"),
-                  split_file=spec.get("split_file"), benchmark=spec.get("benchmark"), **values)
+                  split_file=spec.get("split_file"), benchmark=spec.get("benchmark"),
+                  download=bool(spec.get("download", True)), **values)
         for name in ("samples", "batch_size", "archs_per_task", "C", "N"):
             if int(getattr(cfg, name)) < 1:
                 raise ValueError(f"proxies.{name} must be >= 1, got {getattr(cfg, name)!r}")
@@ -105,9 +107,8 @@ class ProxyStageConfig:
     def load_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         from trainables.proxies.batch import proxy_batch
 
-        if not self.data_root:
-            raise ValueError("spec.data_root is needed for the proxy stage's data batch")
-        return proxy_batch(self.dataset, self.data_root, self.batch_size, seed=None, split=self.data_split)
+        return proxy_batch(self.dataset, self.data_root, self.batch_size, seed=None, split=self.data_split,
+                           download=self.download)
 
 
 # ----- work done inside Ray tasks ---------------------------------------------------------------------------

@@ -95,7 +95,7 @@ class SearchRun:
             # every seed, so seeds differ only in initialisation, data order and sampling
             splits = load_splits(cfg.dataset, cfg.data_root, ["search-train", "search-valid"],
                                  subset=cfg.train_size, subset_seed=None, device=self.device,
-                                 split_file=cfg.split_file)
+                                 split_file=cfg.split_file, download=cfg.download)
         else:
             missing = {"search-train", "search-valid"} - set(splits)
             if missing:

@@ -36,7 +36,8 @@ class SearchConfig(BaseModel):
 
     space: SpaceName = "nb201"
     dataset: str = "cifar10"
-    data_root: str | None = None  # None: $BALENAS_DATA_ROOT
+    data_root: str | None = None  # None: $BALENAS_DATA_ROOT, else the per-user cache
+    download: bool = True  # fetch missing CIFAR-10/100 into data_root (False: air-gapped, error instead)
     split_file: str | None = None  # NB201's official split file (applied to the official data files only)
     benchmark: str | None = None  # ground-truth table for the bench_* metrics of the argmax genotype
     method: str = "darts-v1"

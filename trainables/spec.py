@@ -7,6 +7,9 @@ whose message lists every bad field as a dotted path with the offending value, e
 `methods.balenas.arch_lrr: unknown hyper-parameter (got 0.001)`.
 
 Relative paths in a spec resolve against the spec file's folder, so a spec can be run from any directory.
+`data_root` is optional (each process resolves it: $BALENAS_DATA_ROOT, else the per-user cache, where missing
+CIFAR data are downloaded unless `download: false`). `benchmark` may name a table shipped with the package
+(`benchmark: nb201`); a space whose benchmark ships one uses it by default (`benchmark: null` turns it off).
 The search settings are checked by the search loop's own `SearchConfig` on every expanded trial, so a spec
 and a single `run_search` accept exactly the same values.
 """
@@ -29,12 +32,12 @@ from trainables.search_config import SearchConfig, SpaceName
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 #: keys of the search loop's config that the spec sets per trial (so `search:` must not).
-_PER_TRIAL_KEYS = frozenset({"space", "dataset", "data_root", "split_file", "benchmark", "method",
+_PER_TRIAL_KEYS = frozenset({"space", "dataset", "data_root", "download", "split_file", "benchmark", "method",
                              "method_params", "seed"})
 SEARCH_KEYS = tuple(k for k in SearchConfig.model_fields if k not in _PER_TRIAL_KEYS)
 
-BENCHMARK_HINT = ("a ground-truth table with one row per architecture, e.g. ../shared/data/nb201/nb201_merged.csv, "
-                  "or a Parquet converted once from the official NAS-Bench-201 file "
+BENCHMARK_HINT = ("a ground-truth table with one row per architecture: `nb201` (the table shipped with the package), "
+                  "NB201's merged CSV, or a Parquet converted once from the official NAS-Bench-201 file "
                   "(NAS-Bench-201-v1_1-096897.pth, https://github.com/D-X-Y/NAS-Bench-201) with `python -m "
                   "search_spaces.benchmarks convert NAS-Bench-201-v1_1-096897.pth nb201.parquet --trust-pickle`; "
                   "or leave `benchmark` out to search without ground truth")
@@ -121,7 +124,8 @@ class SweepSpec(_Strict):
     name: str
     space: SpaceName = "nb201"
     dataset: str = "cifar10"
-    data_root: str
+    data_root: str | None = None  # None: $BALENAS_DATA_ROOT, else the per-user cache (resolved by each process)
+    download: bool = True  # fetch missing CIFAR-10/100 (false: air-gapped clusters)
     split_file: str | None = None
     benchmark: str | None = None
     methods: dict[str, dict[str, Any]] = Field(min_length=1)
@@ -161,7 +165,7 @@ class SweepSpec(_Strict):
 
     def search_config(self, method: str, hp: Mapping[str, Any], seed: int) -> dict[str, Any]:
         """The `SearchRun` config of one trial."""
-        return {"space": self.space, "dataset": self.dataset, "data_root": self.data_root,
+        return {"space": self.space, "dataset": self.dataset, "data_root": self.data_root, "download": self.download,
                 "split_file": self.split_file, "benchmark": self.benchmark, "method": method,
                 "method_params": dict(hp), "seed": int(seed), **self.search}
 
@@ -364,7 +368,17 @@ def validate_spec(data: Any, *, base_dir: Path | str = ".", source: str = "<spec
     base = Path(base_dir)
     return spec.model_copy(update={
         "data_root": resolve_path(spec.data_root, base), "split_file": resolve_path(spec.split_file, base),
-        "benchmark": resolve_path(spec.benchmark, base), "storage": resolve_path(spec.storage, base)})
+        "benchmark": _benchmark_value(spec, base), "storage": resolve_path(spec.storage, base)})
+
+
+def _benchmark_value(spec: SweepSpec, base: Path) -> str | None:
+    """A packaged table's name as is, a path resolved; unset: the space's packaged table where one ships."""
+    from search_spaces.benchmarks.registry import builtin_table, is_builtin_reference
+
+    if "benchmark" not in spec.model_fields_set:
+        name = get_space(spec.space).benchmark_name
+        return name if name is not None and builtin_table(name) is not None else None
+    return spec.benchmark if is_builtin_reference(spec.benchmark) else resolve_path(spec.benchmark, base)
 
 
 def load_spec(path: str | Path, *, check_paths: bool = True) -> SweepSpec:
@@ -383,17 +397,20 @@ def load_spec(path: str | Path, *, check_paths: bool = True) -> SweepSpec:
 
 
 def check_spec_paths(spec: SweepSpec) -> None:
-    """FileNotFoundError naming the spec field, the path and where to get the file, for data missing here.
+    """FileNotFoundError naming the spec field, the path and where to get the file, for data missing here;
+    missing CIFAR data are downloaded first unless `spec.download` is off (download.DownloadError on failure).
 
     Skipped for cluster runs whose data exist only on the worker nodes (`--no-check-paths`).
     """
-    from search_spaces.data import dataset_spec
+    from search_spaces.benchmarks.registry import is_builtin_reference
+    from search_spaces.data import prepare_dataset
 
     try:
-        dataset_spec(spec.dataset).locate(Path(spec.data_root))
+        prepare_dataset(spec.dataset, spec.data_root, download=spec.download)
     except FileNotFoundError as err:
-        raise FileNotFoundError(f"data_root ({spec.data_root}): {err}") from None
-    if spec.benchmark is not None and not Path(spec.benchmark).is_file():
+        raise FileNotFoundError(f"data_root ({spec.data_root or 'unset'}): {err}") from None
+    if (spec.benchmark is not None and not is_builtin_reference(spec.benchmark)
+            and not Path(spec.benchmark).is_file()):
         raise FileNotFoundError(f"benchmark: file not found: {spec.benchmark}; expected {BENCHMARK_HINT}")
     if spec.split_file is not None and not Path(spec.split_file).is_file():
         raise FileNotFoundError(f"split_file: file not found: {spec.split_file}; NB201's split files "

@@ -1,6 +1,7 @@
 """Benchmark ground truth (NAS-Bench-201, ...) as compact in-memory tables.
 
-Public API: `open_benchmark(name, path) -> Benchmark` with `query(arch, dataset, split="test", epochs=200)`,
+Public API: `open_benchmark(name, path=None) -> Benchmark` (no path: the table shipped with the package) with
+`query(arch, dataset, split="test", epochs=200)`,
 `record(arch, epochs=200)`, `available()`; `bench_column(dataset, split)` names record keys.
 """
 
@@ -11,7 +12,14 @@ from search_spaces.benchmarks.base import (
     bench_column,
     table_column,
 )
-from search_spaces.benchmarks.registry import BENCHMARKS, benchmark_class, open_benchmark
+from search_spaces.benchmarks.registry import (
+    BENCHMARKS,
+    BUILTIN_TABLES,
+    benchmark_class,
+    builtin_table,
+    open_benchmark,
+    table_path,
+)
 
 __all__ = ["Benchmark", "BenchmarkQueryError", "UnknownArchitectureError", "bench_column", "table_column",
-           "BENCHMARKS", "benchmark_class", "open_benchmark"]
+           "BENCHMARKS", "benchmark_class", "open_benchmark", "BUILTIN_TABLES", "builtin_table", "table_path"]

@@ -1,7 +1,8 @@
 """Command line: convert a benchmark source to the compact table, or query a table.
 
-    python -m search_spaces.benchmarks convert SRC OUT.parquet [--trust-pickle] [--benchmark nb201]
-    python -m search_spaces.benchmarks query ARCH --table PATH [--dataset D --split S --epochs E]
+    balenas benchmark convert SRC OUT.parquet [--trust-pickle] [--benchmark nb201]
+    balenas benchmark query ARCH [--table PATH] [--dataset D --split S --epochs E]   # no --table: packaged one
+(`python -m search_spaces.benchmarks ...` is the same command.)
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ def _query(args: argparse.Namespace) -> None:
             print(f"{name:27s} {bench.extra(name)[bench.row(args.arch)]:.6f}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m search_spaces.benchmarks",
+def main(argv: list[str] | None = None, prog: str = "python -m search_spaces.benchmarks") -> int:
+    parser = argparse.ArgumentParser(prog=prog,
                                      description="Benchmark ground truth: convert sources, query tables.")
     sub = parser.add_subparsers(dest="command", required=True)
     conv = sub.add_parser("convert", help="convert a source (official NB201 .pth or the shared CSV) to Parquet")
@@ -59,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     conv.set_defaults(func=_convert)
     query = sub.add_parser("query", help="print the accuracies of one architecture")
     query.add_argument("arch", help="architecture string, e.g. '|nor_conv_3x3~0|+|...|+|...|'")
-    query.add_argument("--table", required=True, help="compact Parquet table or the shared CSV")
+    query.add_argument("--table", default=None,
+                       help="compact Parquet table or NB201's merged CSV (default: the table shipped with the package)")
     query.add_argument("--benchmark", default="nb201", choices=sorted(BENCHMARKS))
     query.add_argument("--dataset", help="e.g. cifar10, cifar10-valid, cifar100, ImageNet16-120 (default: all)")
     query.add_argument("--split", default="test", help="valid or test (default test)")

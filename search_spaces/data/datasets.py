@@ -92,13 +92,55 @@ def dataset_spec(dataset: str) -> DatasetSpec:
     return DATASETS[dataset]
 
 
-def _resolve_root(root: Path | str | None) -> Path:
-    if root is None:
-        env = os.environ.get(DATA_ROOT_ENV)
-        if not env:
-            raise ValueError(f"no data root given: pass root=... or set ${DATA_ROOT_ENV}")
-        root = env
-    return Path(root).expanduser()
+def default_cache() -> Path:
+    """The per-user data cache: $XDG_CACHE_HOME/balenas/data, else ~/.cache/balenas/data."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser() / "balenas" / "data"
+
+
+def resolve_data_root(root: Path | str | None) -> Path:
+    """The data root to use: `root` when given, else $BALENAS_DATA_ROOT, else the per-user cache (logged)."""
+    if root is not None and str(root) != "":
+        path, source = Path(root).expanduser(), "given"
+    elif os.environ.get(DATA_ROOT_ENV):
+        path, source = Path(os.environ[DATA_ROOT_ENV]).expanduser(), f"${DATA_ROOT_ENV}"
+    else:
+        path, source = default_cache(), "per-user cache; set $BALENAS_DATA_ROOT to use an existing copy"
+    log.info("data root: %s (%s)", path, source)
+    return path
+
+
+IMAGENET16_STEPS = ("ImageNet16-120 has no official direct download. To place it by hand: get NAS-Bench-201's "
+                    "'ImageNet16' folder (train_data_batch_1..10 and val_data) from " + readers.IMAGENET16_SOURCE +
+                    ", and put it at {root}/ImageNet16; or point data_root / $BALENAS_DATA_ROOT at the folder "
+                    "that holds 'ImageNet16'.")
+
+
+def prepare_dataset(dataset: str, root: Path | str | None, *, download: bool = True, progress: bool = True) -> Path:
+    """The resolved data root holding `dataset`, downloading it first where it is missing and `download` allows.
+
+    Raises FileNotFoundError (data missing, download off or impossible) or download.DownloadError (no network,
+    HTTP error, checksum mismatch); both name the expected path and how to place the files by hand.
+    """
+    from search_spaces.data import download as downloads
+
+    spec = dataset_spec(dataset)
+    root = resolve_data_root(root)
+    try:
+        spec.locate(root)
+        return root
+    except FileNotFoundError as err:
+        missing = err
+    archive = downloads.SOURCES.get(dataset)
+    if archive is None:
+        raise FileNotFoundError(f"{missing} {IMAGENET16_STEPS.format(root=root)}" if dataset == "ImageNet16-120"
+                                else str(missing))
+    if not download:
+        raise FileNotFoundError(f"{archive.name} not found under {root} (looked for {root / archive.folder}) and "
+                                f"downloading is off (download: false / --no-download). "
+                                f"{downloads.manual_steps(archive, root)}")
+    downloads.fetch(dataset, root, progress=progress)
+    return root
 
 
 def _halves(spec: DatasetSpec, folder: Path, n: int, split_file: Path | str | None) -> tuple[np.ndarray, ...]:
@@ -121,19 +163,20 @@ def _halves(spec: DatasetSpec, folder: Path, n: int, split_file: Path | str | No
 
 def load_splits(dataset: str, root: Path | str | None, splits: Iterable[str], *, subset: int | None = None,
                 subset_seed: int | None = None, device: torch.device | str = "cpu",
-                split_file: Path | str | None = None) -> dict[str, DeviceDataset]:
+                split_file: Path | str | None = None, download: bool = True) -> dict[str, DeviceDataset]:
     """Several splits of one data set, reading each raw file once (see the module docstring for names).
 
     `subset` keeps the first `subset` examples of every split (subset_seed None) or a random `subset` drawn
-    with `subset_seed`; `root` (or $BALENAS_DATA_ROOT) is the folder holding e.g. `cifar-10-batches-py`, or
-    that folder itself.
+    with `subset_seed`; `root` is the folder holding e.g. `cifar-10-batches-py`, or that folder itself (None:
+    $BALENAS_DATA_ROOT, else the per-user cache); CIFAR-10/100 missing there are downloaded unless `download`
+    is False (see `prepare_dataset`).
     """
     spec = dataset_spec(dataset)
     splits = list(splits)
     for name in splits:
         if name not in spec.splits:
             raise ValueError(f"unknown split {name!r} for {dataset}; expected one of {', '.join(spec.splits)}")
-    root = _resolve_root(root)
+    root = prepare_dataset(dataset, root, download=download)
     if split_file is not None and not Path(split_file).expanduser().is_file():
         raise FileNotFoundError(f"split file not found: {split_file} (NB201's split files: "
                                 f"{readers.NB201_SPLITS_SOURCE})")
@@ -159,7 +202,7 @@ def load_splits(dataset: str, root: Path | str | None, splits: Iterable[str], *,
 
 def load_split(dataset: str, root: Path | str | None, split: str, *, subset: int | None = None,
                subset_seed: int | None = None, device: torch.device | str = "cpu",
-               split_file: Path | str | None = None) -> DeviceDataset:
+               split_file: Path | str | None = None, download: bool = True) -> DeviceDataset:
     """One split of an NB201 data set ('cifar10', 'cifar100', 'ImageNet16-120') on `device`.
 
     Splits: 'train', 'test', 'search-train', 'search-valid' and, for cifar100 / ImageNet16-120, 'x-valid' and
@@ -168,4 +211,4 @@ def load_split(dataset: str, root: Path | str | None, split: str, *, subset: int
     the data.
     """
     return load_splits(dataset, root, [split], subset=subset, subset_seed=subset_seed, device=device,
-                       split_file=split_file)[split]
+                       split_file=split_file, download=download)[split]

@@ -7,7 +7,8 @@ from types import SimpleNamespace
 import pandas as pd
 
 from analysis import store
-from trainables.sweep import ParquetResults, epoch_row, summary_table, trial_row
+from trainables.sweep import summary_table
+from trainables.tune_results import ParquetResults, epoch_row, trial_row
 
 
 def fake_trial(run_dir, trial_id="abc_00000", status="RUNNING", epochs=4):

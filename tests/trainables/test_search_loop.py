@@ -144,8 +144,8 @@ def test_bad_config_names_key_and_value(config, change, needle):
 def test_bad_method_parameter_value_and_missing_data(config, tmp_path):
     with pytest.raises(ValueError, match="mc_samples"):
         SearchRun({**config, "method": "balenas", "method_params": {"mc_samples": 0}})
-    with pytest.raises(FileNotFoundError, match="cifar-10-batches-py"):
-        SearchRun({**config, "data_root": str(tmp_path / "nothing")})
+    with pytest.raises(FileNotFoundError, match="cifar-10-batches-py.*download: false"):
+        SearchRun({**config, "data_root": str(tmp_path / "nothing"), "download": False})
 
 
 def test_architecture_step_follows_the_weight_step_every_interval(config, monkeypatch):

@@ -23,8 +23,9 @@ import yaml
 from analysis import store
 from trainables.search import load_distribution, run_search
 from trainables.spec import validate_spec
-from trainables.sweep import InterruptAfter, run_sweep
+from trainables.sweep import run_sweep
 from trainables.trainable import SearchTrainable
+from trainables.tuner import InterruptAfter
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_BENCH = REPO.parent / "shared" / "data" / "nb201" / "nb201_merged.csv"

@@ -136,9 +136,12 @@ def test_wrong_shape_is_reported(tmp_path):
     ("ImageNet16-120", "ImageNet16", "ImageNet16"),
 ])
 def test_missing_data_names_path_and_source(tmp_path, dataset, folder, hint):
+    """Downloading off (air-gapped) or impossible (ImageNet16-120): the path and the manual steps."""
     with pytest.raises(FileNotFoundError) as info:
-        load_split(dataset, tmp_path / "nowhere", "train")
+        load_split(dataset, tmp_path / "nowhere", "train", download=False)
     assert str(tmp_path / "nowhere" / folder) in str(info.value) and hint in str(info.value)
+    assert "by hand" in str(info.value)
+    assert not (tmp_path / "nowhere").exists()
 
 
 def test_missing_training_batches(tmp_path):

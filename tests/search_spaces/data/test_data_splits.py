@@ -11,7 +11,7 @@ import pytest
 import torch
 from tiny_data_formats import image_with_index, index_of, make_tiny_cifar100, make_tiny_imagenet16, write_batch
 
-from search_spaces.data import DATASETS, load_split, load_splits
+from search_spaces.data import DATASETS, load_split, load_splits, resolve_data_root
 from search_spaces.data.splits import md5_of, read_split_file, seeded_halves
 
 
@@ -128,13 +128,21 @@ def test_unknown_names_list_the_valid_ones(tmp_path):
         load_split("cifar10", root, "x-valid")
 
 
-def test_data_root_from_environment(tmp_path, monkeypatch):
-    root = make_indexed_cifar10(tmp_path)
+def test_data_root_explicit_then_environment_then_user_cache(tmp_path, monkeypatch, caplog):
+    root = make_indexed_cifar10(tmp_path / "env")
+    cached = make_indexed_cifar10(tmp_path / "cache" / "balenas" / "data")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("BALENAS_DATA_ROOT", str(root))
+    caplog.set_level(logging.INFO, logger="search_spaces.data.datasets")
+    assert resolve_data_root(tmp_path / "given") == tmp_path / "given"
+    assert resolve_data_root(None) == root and "$BALENAS_DATA_ROOT" in caplog.text
     assert len(load_split("cifar10", None, "test")) == 20
     monkeypatch.delenv("BALENAS_DATA_ROOT")
-    with pytest.raises(ValueError, match="BALENAS_DATA_ROOT"):
-        load_split("cifar10", None, "test")
+    assert resolve_data_root(None) == cached and "per-user cache" in caplog.text
+    assert len(load_split("cifar10", None, "test", download=False)) == 20
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert resolve_data_root(None) == tmp_path / "home" / ".cache" / "balenas" / "data"
 
 
 def test_split_file_validation(tmp_path):

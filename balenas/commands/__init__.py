@@ -1,0 +1,1 @@
+"""One module per `balenas` subcommand, each with `main(argv, prog) -> exit status`; platform/*.py call them."""

@@ -1,0 +1,69 @@
+"""Score all 15,625 NB201 architectures (or a list from a file) with chosen proxies into Parquet.
+
+    balenas score-space OUT_DIR --names naswot synflow            # data: $BALENAS_DATA_ROOT or the user cache
+    balenas score-space OUT_DIR --archs archs.txt --names naswot --C 4 --N 1 --batch-size 8 --data-root DIR
+
+Resumable: rerun the same command and architectures already under OUT_DIR are skipped. On a cluster run it
+with `ray job submit -- python platform/score_space.py ... --address auto`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+
+def main(argv: list[str] | None = None, prog: str = "balenas score-space") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("out", help="output folder (Parquet part files; existing ones are resumed)")
+    parser.add_argument("--names", nargs="+", default=["naswot"], help="proxies to score")
+    parser.add_argument("--archs", help="file with one architecture per line (default: the whole space)")
+    parser.add_argument("--space", default="nb201")
+    parser.add_argument("--dataset", default="cifar10")
+    parser.add_argument("--data-root", default=None,
+                        help="folder holding the data set files (default: $BALENAS_DATA_ROOT, else the per-user "
+                             "cache, where missing CIFAR data are downloaded)")
+    parser.add_argument("--no-download", action="store_true", help="never download a missing data set")
+    parser.add_argument("--data-split", default="train")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--data-seed", type=int, default=None, help="None: the first images of the split")
+    parser.add_argument("--seed", type=int, default=0, help="weight-initialisation seed of every network")
+    parser.add_argument("--C", type=int, default=16)
+    parser.add_argument("--N", type=int, default=5)
+    parser.add_argument("--archs-per-task", type=int, default=50)
+    parser.add_argument("--flush-every", type=int, default=500, help="rows per Parquet part file")
+    parser.add_argument("--cpus-per-task", type=float, default=1.0)
+    parser.add_argument("--gpus-per-task", type=float, default=0.0)
+    parser.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
+    parser.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray")
+    parser.add_argument("--channels-last", action="store_true",
+                        help="NHWC memory layout for networks and inputs (faster on CPUs and with GPU tensor cores)")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+    import ray
+
+    from search_spaces.data.datasets import dataset_spec
+    from search_spaces.data.download import DownloadError
+    from trainables import proxies
+    from trainables.proxies.batch import proxy_batch
+    from trainables.score_space import read_arch_list, score_space
+
+    names = proxies.validate_names(args.names)
+    archs = read_arch_list(args.archs, args.space) if args.archs else None
+    try:
+        batch = proxy_batch(args.dataset, args.data_root, args.batch_size, seed=args.data_seed,
+                            split=args.data_split, download=not args.no_download)
+    except (FileNotFoundError, DownloadError) as err:
+        parser.exit(2, f"error: {err}\n")
+    if not ray.is_initialized():
+        ray.init(address=args.address, num_cpus=args.num_cpus if args.address is None else None)
+    counts = score_space(args.out, batch, names, archs=archs, space=args.space,
+                         num_classes=dataset_spec(args.dataset).num_classes, C=args.C, N=args.N, seed=args.seed,
+                         archs_per_task=args.archs_per_task, flush_every=args.flush_every,
+                         cpu=args.cpus_per_task, gpu=args.gpus_per_task, progress=not args.no_progress,
+                         channels_last=args.channels_last)
+    print(f"{counts['scored']} architectures scored, {counts['skipped']} already in {args.out}")
+    return 0
