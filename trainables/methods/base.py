@@ -58,6 +58,9 @@ class ArchDistribution(ABC):
     name: ClassVar[str]
     #: hyper-parameter name -> default; the accepted keys of `params`.
     defaults: ClassVar[Mapping[str, Any]] = {}
+    #: host synchronisations one search iteration needs by design (0: none; tests/trainables/test_host_syncs.py
+    #: and benchmarks/gpu_check.py hold every method to this number)
+    host_syncs_per_step: ClassVar[int] = 0
 
     def __init__(self, space: SearchSpace, params: Mapping[str, Any] | None = None, *,
                  num_valid: int, device: torch.device | str = "cpu", seed: int = 0):
