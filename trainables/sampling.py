@@ -101,9 +101,13 @@ def score_distributed(archs: Sequence[str], batch: tuple[torch.Tensor, torch.Ten
 
 
 def _score_task(archs, batch, names, space, num_classes, size, seed, gpu, channels_last):
+    import ray
+
     inputs, targets = batch
-    return score_architectures(archs, inputs, targets, names, space=space, num_classes=num_classes, size=size,
+    rows = score_architectures(archs, inputs, targets, names, space=space, num_classes=num_classes, size=size,
                                seed=seed, device=task_device(gpu), channels_last=channels_last)
+    node = ray.get_runtime_context().get_node_id()  # where each row was scored (spread across a cluster)
+    return [{**row, "node_id": node} for row in rows]
 
 
 # ----- storage ------------------------------------------------------------------------------------------------

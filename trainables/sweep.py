@@ -31,6 +31,8 @@ from trainables.tuner import (
     TunerPlan,
     build_tuner,
     init_ray,
+    joins_cluster,
+    leave_job_working_dir,
     prepare_run_dir,
     with_resources,
 )
@@ -61,9 +63,9 @@ class SweepResult:
         return EXIT_TRIALS_FAILED if len(self.failed) else EXIT_OK
 
 
-def tuner_plan(spec: SweepSpec) -> TunerPlan:
-    """The spec's Tune settings."""
-    return TunerPlan(name=spec.name, iterations=spec.epochs,
+def tuner_plan(spec: SweepSpec, *, cluster: bool = False) -> TunerPlan:
+    """The spec's Tune settings (`cluster`: the sweep joins a multi-node cluster; no actor reuse there)."""
+    return TunerPlan(name=spec.name, iterations=spec.epochs, reuse_actors=not cluster,
                      resources={"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
                      max_failures=spec.failure.max_failures, checkpoint_frequency=spec.checkpoint.frequency,
                      checkpoints_to_keep=spec.checkpoint.num_to_keep,
@@ -116,13 +118,14 @@ def run_sweep(spec: SweepSpec, *, storage: str | os.PathLike | None = None, resu
               verbose: int = 1, ray_init: dict[str, Any] | None = None, proxies: bool = True) -> SweepResult:
     """Run (or with `resume`, finish) a sweep; returns the run folder and its `trials` table."""
     storage = storage or spec.storage or DEFAULT_STORAGE
+    leave_job_working_dir(storage)
     run_dir = prepare_sweep_dir(spec, storage, resume)
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the classic reporter shows our chosen columns
     started = init_ray(address, **(ray_init or {}))
     try:
         tuner = build_tuner(trainable or SearchTrainable, [t.as_config() for t in spec.trials()], run_dir,
-                            tuner_plan(spec), resume=resume, callbacks=callbacks,
+                            tuner_plan(spec, cluster=joins_cluster(address)), resume=resume, callbacks=callbacks,
                             progress_reporter=progress_reporter(spec), verbose=verbose)
         tuner.fit()
         trials = read_trials(run_dir)

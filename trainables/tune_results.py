@@ -83,6 +83,8 @@ def trial_row(trial, history: pd.DataFrame | None) -> dict[str, Any]:
                 if k.startswith(TRIAL_INFO_PREFIX + "version_")} or library_versions()
     row.update({f"{k}_version": v for k, v in versions.items()})
     row["device"] = last.get(TRIAL_INFO_PREFIX + "device")
+    row["node_id"] = last.get(TRIAL_INFO_PREFIX + "node_id")  # of the last attempt (a retry may move it)
+    row["node_ip"] = last.get("node_ip")
     return {k: _scalar(v) for k, v in row.items()}
 
 
