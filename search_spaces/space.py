@@ -56,6 +56,9 @@ class SearchSpace(ABC):
     proxy_size: ClassVar[Mapping[str, int]] = {}
     #: other keywords `network` takes (e.g. DARTS' "auxiliary", "imagenet" for final training); none by default.
     network_extras: ClassVar[tuple[str, ...]] = ()
+    #: search-config defaults of this space where they differ from the generic ones (keys of
+    #: `trainables.search_config.SearchConfig`, e.g. DARTS' weight decay 3e-4); a config's own keys win.
+    search_defaults: ClassVar[Mapping[str, Any]] = {}
 
     # ----- what every space implements ----------------------------------------------------------------
     @abstractmethod
