@@ -86,4 +86,12 @@ def test_tiny_sweep_with_proxy_stage(tiny_cifar10):
     for g in [*epochs["genotype"], *samples["arch"], *selections["arch"]]:
         assert str(Genotype.parse(g)) == g
     assert samples["naswot"].notna().all() and samples["synflow"].notna().all()
+    # the report: the chosen genotypes' table and pictures of their cells
+    import analysis
+    from analysis.report import build_report
+
+    report = build_report(analysis.load(run_dir), os.path.join(run_dir, "report"))
+    text = report.path.read_text()
+    assert "## Chosen architectures" in text and "Genotype(normal=" in text
+    assert os.path.isfile(os.path.join(run_dir, "report", "architecture_0.png"))
     shutil.rmtree(storage, ignore_errors=True)
