@@ -184,3 +184,18 @@ def test_a_network_without_drop_path_or_aux_rejects_them():
         TrainRun(tiny_config(auxiliary=True), splits=splits)
     with pytest.raises(ValueError, match="drop_path_prob=0.2: space 'nb201'"):
         TrainRun(tiny_config(drop_path_prob=0.2), splits=splits)
+
+
+@pytest.mark.parametrize("steps", [2, 6])
+def test_one_host_sync_per_epoch_whatever_the_steps(steps):
+    from trainables.host_sync import count_host_syncs
+
+    splits = {"train": separable(64, 2, 0), "test": separable(16, 2, 1)}
+    run = TrainRun(tiny_config(epochs=3, batch_size=8, steps_per_epoch=steps, cutout=4, eval_every=2,
+                               grad_clip=5.0, label_smoothing=0.1), splits=splits)
+    with count_host_syncs() as training_only:
+        run.run_epoch()  # epoch 1: no evaluation (eval_every=2)
+    with count_host_syncs() as with_eval:
+        run.run_epoch()  # epoch 2: evaluation too
+    assert sum(training_only.values()) == 1, dict(training_only)
+    assert sum(with_eval.values()) == 2, dict(with_eval)
