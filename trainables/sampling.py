@@ -173,9 +173,10 @@ def run_proxy_stage(run_dir: str | os.PathLike, spec: Mapping[str, Any], trials:
     """
     import ray
 
+    from analysis.fsfolder import location
     from search_spaces.data.datasets import dataset_spec
 
-    run_dir = Path(run_dir)
+    run_dir = location(run_dir)  # a path, a pyarrow filesystem URI or a Folder
     cfg = ProxySettings.from_spec(spec, **overrides)
     space = spec.get("space", DEFAULT_SPACE)
     table = _trials(run_dir, trials)

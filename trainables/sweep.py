@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from analysis.fsfolder import Folder, is_uri
 from trainables.spec import SweepSpec, validate_spec
 from trainables.trainable import SearchTrainable
 from trainables.tune_results import INTERRUPTED, read_trials
@@ -30,6 +31,7 @@ from trainables.tuner import (
     InterruptAfter,
     TunerPlan,
     build_tuner,
+    check_paths_on_cluster,
     init_ray,
     joins_cluster,
     leave_job_working_dir,
@@ -48,7 +50,7 @@ EXIT_OK, EXIT_TRIALS_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
 @dataclass
 class SweepResult:
-    run_dir: Path
+    run_dir: Path | Folder  # a Path where the run folder is on a local (or mounted) disk
     trials: pd.DataFrame
     interrupted: bool
 
@@ -82,10 +84,21 @@ def param_space(spec: SweepSpec) -> dict[str, Any]:
     return _param_space([t.as_config() for t in spec.trials()])
 
 
-def prepare_sweep_dir(spec: SweepSpec, storage: str | os.PathLike, resume: bool) -> Path:
+def spec_paths(spec: SweepSpec) -> dict[str, str]:
+    """The spec's local files the trials read ({field: path}); data sets and tables named by URI or by a
+    built-in name are not paths."""
+    from search_spaces.benchmarks.registry import is_builtin_reference
+
+    out = {"data_root": spec.data_root, "split_file": spec.split_file}
+    if spec.benchmark and not is_builtin_reference(spec.benchmark):
+        out["benchmark"] = spec.benchmark
+    return {k: v for k, v in out.items() if v and not is_uri(v)}
+
+
+def prepare_sweep_dir(spec: SweepSpec, storage: str | os.PathLike | Folder, resume: bool) -> Folder:
     """The sweep's run folder (see `trainables.tuner.prepare_run_dir`); a resumed one must hold the same trials."""
-    def same_trials(stored_path: Path) -> bool:
-        stored = validate_spec(yaml.safe_load(stored_path.read_text()), source=str(stored_path))
+    def same_trials(stored_text: str) -> bool:
+        stored = validate_spec(yaml.safe_load(stored_text), source=f"{storage}/{spec.name}/spec.yaml")
         return [t.as_config() for t in stored.trials()] == [t.as_config() for t in spec.trials()]
 
     return prepare_run_dir(storage, spec.name, spec.to_yaml(), resume=resume, same_trials=same_trials)
@@ -124,6 +137,8 @@ def run_sweep(spec: SweepSpec, *, storage: str | os.PathLike | None = None, resu
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the classic reporter shows our chosen columns
     started = init_ray(address, **(ray_init or {}))
     try:
+        if joins_cluster(address):  # the data must be where the trials run, not only where the driver runs
+            check_paths_on_cluster(spec_paths(spec))
         tuner = build_tuner(trainable or SearchTrainable, [t.as_config() for t in spec.trials()], run_dir,
                             tuner_plan(spec, cluster=joins_cluster(address)), resume=resume, callbacks=callbacks,
                             progress_reporter=progress_reporter(spec), verbose=verbose)
@@ -140,10 +155,10 @@ def run_sweep(spec: SweepSpec, *, storage: str | os.PathLike | None = None, resu
             import ray
 
             ray.shutdown()
-    return SweepResult(run_dir, trials, interrupted)
+    return SweepResult(run_dir.local_path() or run_dir, trials, interrupted)
 
 
-def run_proxies(run_dir: Path, spec: SweepSpec, trials: pd.DataFrame, progress: bool = True) -> None:
+def run_proxies(run_dir: Folder, spec: SweepSpec, trials: pd.DataFrame, progress: bool = True) -> None:
     """The proxy stage (trainables.sampling) on the finished trials; skipped with a log line if absent."""
     try:
         from trainables.sampling import run_proxy_stage

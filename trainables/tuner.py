@@ -27,6 +27,7 @@ from typing import Any
 
 from ray.tune import Callback
 
+from analysis.fsfolder import Folder, is_uri, location
 from trainables.tune_results import SPEC_FILE, ParquetResults
 
 log = logging.getLogger(__name__)
@@ -52,11 +53,6 @@ class TunerPlan:
     reuse_actors: bool = True
 
 
-def is_uri(storage: str | os.PathLike) -> bool:
-    """`scheme://...` (s3://, gs://, file://, ...) rather than a path."""
-    return bool(re.match(r"^[a-z][a-z0-9+.-]*://", str(storage)))
-
-
 def _dirname(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=-]+", "_", label).strip("_")[:80]
 
@@ -80,22 +76,24 @@ def param_space(trial_configs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return {"trial": tune.grid_search([dict(c) for c in trial_configs])}
 
 
-def build_tuner(trainable: type, trial_configs: Sequence[Mapping[str, Any]], run_dir: Path, plan: TunerPlan, *,
+def build_tuner(trainable: type, trial_configs: Sequence[Mapping[str, Any]], run_dir: Folder, plan: TunerPlan, *,
                 resume: bool, results: ParquetResults | None = None, callbacks: Sequence = (),
                 progress_reporter=None, verbose: int = 1):
     """A new Tuner over `trial_configs` writing to `run_dir` (named `plan.name`), or with `resume` the one
-    stored there. `results` defaults to `ParquetResults(run_dir)` (the `epochs` and `trials` tables)."""
+    stored there. `results` defaults to `ParquetResults(run_dir)` (the `epochs` and `trials` tables).
+    Tune's storage is the run folder's filesystem (any pyarrow filesystem: local, NFS, s3://, gs://)."""
     from ray import tune
 
     trainable = with_resources(trainable, plan.resources)
     if resume:
-        if not tune.Tuner.can_restore(str(run_dir)):
+        if not tune.Tuner.can_restore(run_dir.path, storage_filesystem=run_dir.fs):
             raise FileNotFoundError(f"--resume: {run_dir} holds no Tune experiment state to restore "
                                     f"(the first run stopped before Tune started?); delete it and start again")
-        return tune.Tuner.restore(str(run_dir), trainable=trainable, resume_unfinished=True,
-                                  resume_errored=True)
+        return tune.Tuner.restore(run_dir.path, trainable=trainable, resume_unfinished=True, resume_errored=True,
+                                  storage_filesystem=run_dir.fs)
     run_config = tune.RunConfig(
-        name=plan.name, storage_path=str(run_dir.parent), stop={"training_iteration": plan.iterations},
+        name=plan.name, storage_path=run_dir.parent.path, storage_filesystem=run_dir.fs,
+        stop={"training_iteration": plan.iterations},
         failure_config=tune.FailureConfig(max_failures=plan.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=plan.checkpoints_to_keep,
                                                 checkpoint_frequency=plan.checkpoint_frequency,
@@ -108,30 +106,26 @@ def build_tuner(trainable: type, trial_configs: Sequence[Mapping[str, Any]], run
                       run_config=run_config)
 
 
-def prepare_run_dir(storage: str | os.PathLike, name: str, spec_text: str, *, resume: bool,
-                    same_trials: Callable[[Path], bool]) -> Path:
+def prepare_run_dir(storage: str | os.PathLike | Folder, name: str, spec_text: str, *, resume: bool,
+                    same_trials: Callable[[str], bool]) -> Folder:
     """`<storage>/<name>`, holding `spec_text` as spec.yaml: refused if it exists (unless resuming); when
-    resuming it must exist and `same_trials(stored spec path)` must hold."""
-    if is_uri(storage):
-        raise ValueError(f"storage {storage!r}: the results store needs a local or mounted shared folder "
-                         f"(e.g. NFS/EFS on a cluster), not a URI")
-    run_dir = Path(storage).expanduser().resolve() / name
+    resuming it must exist and `same_trials(stored spec text)` must hold. `storage`: a path, a pyarrow
+    filesystem URI or a `Folder`; a URI pyarrow cannot open is a ValueError naming it."""
+    run_dir = location(storage) / name
     spec_path = run_dir / SPEC_FILE
     if resume:
         if not spec_path.is_file():
             raise FileNotFoundError(f"--resume: no sweep to resume at {run_dir} (no {SPEC_FILE}); "
                                     f"run without --resume to start it")
-        if not same_trials(spec_path):
+        if not same_trials(spec_path.read_text()):
             raise ValueError(f"--resume: the trials of this spec differ from the stored {spec_path}; "
                              f"resume with the same spec or start a sweep with another name")
         return run_dir
     if run_dir.exists():
         raise FileExistsError(f"run folder {run_dir} already exists: pass --resume to finish that sweep, or "
                               f"change `name` / --storage (a sweep never overwrites another's results)")
-    run_dir.mkdir(parents=True)
-    tmp = spec_path.with_name(f".{SPEC_FILE}.tmp")
-    tmp.write_text(spec_text)
-    os.replace(tmp, spec_path)
+    run_dir.mkdir()
+    spec_path.write_text(spec_text)
     return run_dir
 
 
@@ -195,6 +189,33 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None, temp_di
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         ray.init(address="local", num_cpus=num_cpus, _temp_dir=temp_dir, **kwargs)
     return True
+
+
+def check_paths_on_cluster(paths: Mapping[str, str]) -> None:
+    """Before any trial: each of `paths` ({spec field: path}) must exist on at least one alive node of the
+    cluster Ray is connected to; a path on some nodes only gets a warning naming the others."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    paths = {k: str(v) for k, v in paths.items() if v}
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    if not paths or not nodes:
+        return
+    probe = ray.remote(num_cpus=0)(_existing)
+    found = ray.get([probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
+                     .remote(list(paths.values())) for n in nodes])
+    for i, (field, path) in enumerate(paths.items()):
+        where = [n["NodeManagerAddress"] + " " + n["NodeID"][:8] for n, ok in zip(nodes, found) if ok[i]]
+        if not where:
+            raise FileNotFoundError(f"{field} {path}: exists on none of the cluster's {len(nodes)} node(s); put it "
+                                    f"on every worker (or a shared mount) before starting the sweep")
+        if len(where) < len(nodes):
+            log.warning("%s %s exists on %d of %d nodes only (%s): trials elsewhere will fail", field, path,
+                        len(where), len(nodes), ", ".join(where))
+
+
+def _existing(paths: list[str]) -> list[bool]:
+    return [os.path.exists(p) for p in paths]
 
 
 def ray_job_working_dir() -> Path | None:

@@ -8,7 +8,8 @@ End of stdin also shuts it down. `LocalCluster` is the context manager that runs
 
 Why a separate process: `ray.cluster_utils.Cluster` starts the nodes as children of the process that
 makes them, and would register itself as this machine's "current" cluster (/tmp/ray/ray_current_cluster, which
-a plain `ray.init()` of any other user joins; the registration is switched off here); in a process of its own
+a plain `ray.init()` of any other user joins; here the registration goes to the cluster's own temp folder,
+where Ray's job supervisor looks for it); in a process of its own
 its nodes die with it (Ray's reaper) and the caller's Ray state (e.g. pytest's local Ray) is untouched.
 Token authentication: with `--token`, every node runs with RAY_AUTH_MODE=token and that RAY_AUTH_TOKEN.
 """
@@ -36,8 +37,11 @@ def serve(folder: Path, workers: int, dashboard_port: int) -> None:
     import ray._private.utils
     from ray.cluster_utils import Cluster
 
-    ray._private.utils.write_ray_address = lambda *args, **kwargs: None  # never this machine's "current" cluster
     common = {"num_cpus": 1, "temp_dir": str(folder / "ray"), "object_store_memory": 80 * 1024 ** 2}
+    # the address file goes to this cluster's temp folder, never /tmp/ray (this machine's "current" cluster):
+    # Ray's job supervisor resolves the driver's RAY_ADDRESS ("auto") from the file in its node's temp folder
+    write_address = ray._private.utils.write_ray_address
+    ray._private.utils.write_ray_address = lambda address, temp_dir=None: write_address(address, common["temp_dir"])
     cluster = Cluster(initialize_head=True, head_node_args={
         **common, "include_dashboard": True, "dashboard_host": "127.0.0.1", "dashboard_port": dashboard_port,
         "dashboard_agent_listen_port": free_port(),  # not the default 52365: other clusters on this host

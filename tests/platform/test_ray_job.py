@@ -169,9 +169,11 @@ def _job_id(submitted) -> str:
 
 
 def _wait_job(c: LocalCluster, job: str, timeout: float = 240) -> str:
-    def status():
-        out = ray_job(c, "status", "--address", c.dashboard, job).stdout
-        return next((s for s in ("SUCCEEDED", "FAILED", "STOPPED") if s in out), None)
+    def status():  # the CLI's words for the final states (`ray job status` logs them, partly on stderr)
+        out = ray_job(c, "status", "--address", c.dashboard, job)
+        text = (out.stdout + out.stderr).lower()
+        return next((state for word, state in (("succeeded", "SUCCEEDED"), ("failed", "FAILED"),
+                                                ("was stopped", "STOPPED")) if f"' {word}" in text), None)
     return _wait_for(status, timeout, f"job {job} did not end")
 
 
