@@ -33,10 +33,12 @@ def test_cpu_tiny_mode_runs_every_section(tmp_path, tiny_cifar10):
     report = json.loads((out / "gpu_check.json").read_text())
     sections = report["sections"]
     assert set(sections) == {"environment", "host_syncs", "cuda_tests", "iteration", "naswot", "search", "packed",
-                             "darts_iteration", "darts_cifar"}
+                             "darts_iteration", "darts_cifar", "compile"}
     failed = {k: v.get("error") for k, v in sections.items() if v["status"] == "failed"}
     assert not failed, failed
     assert sections["cuda_tests"]["status"].startswith("skipped: no CUDA")
+    compiled = sections["compile"]["results"]["table"]
+    assert compiled and all(r["result"].startswith(("skipped", "n/a")) for r in compiled)  # CPU: not compiled
     assert sections["environment"]["results"]["torch"]
     assert sections["host_syncs"]["results"]["all_ok"] is True
     table = sections["iteration"]["results"]["table"]
