@@ -56,6 +56,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from anywhere: the checkout is the package root
     sys.path.insert(0, str(ROOT))
 
+from benchmarks import bench_methods  # noqa: E402
 from search_spaces.data.device import DeviceDataset  # noqa: E402
 from trainables.host_sync import count_host_syncs  # noqa: E402
 from trainables.methods import available_methods, get_method  # noqa: E402
@@ -160,11 +161,7 @@ def _fmt(v: Any) -> str:
 
 # ----- data ---------------------------------------------------------------------------------------------------
 def random_splits(n: int, device: torch.device, seed: int = 0) -> dict[str, DeviceDataset]:
-    g = torch.Generator().manual_seed(seed)
-    return {name: DeviceDataset(torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=torch.uint8),
-                                torch.randint(0, 10, (n,), generator=g), (0.49, 0.48, 0.45), (0.25, 0.24, 0.26),
-                                10, name).to(device)
-            for name in ("search-train", "search-valid")}
+    return {name: split.to(device) for name, split in bench_methods.random_splits(n, seed=seed).items()}
 
 
 def cifar_splits(data: Path | None, device: torch.device) -> tuple[dict[str, DeviceDataset], str] | None:
@@ -454,7 +451,7 @@ def _rate(epochs: list[dict[str, Any]]) -> float:
 
 
 def packed(res: dict[str, Any], device: torch.device, size: dict[str, int], fractions: list[float], slice_s: float,
-           tiny: bool, out: Path) -> None:
+           tiny: bool) -> None:
     steps, epochs = (2, 2) if tiny else (20, 6)
     common = {"device": "auto" if device.type == "cuda" else "cpu", "size": size, "method": "darts-v1",
               "extra": {"steps_per_epoch": steps}, "n": size["batch"] * steps, "epochs": epochs}
@@ -473,7 +470,7 @@ def packed(res: dict[str, Any], device: torch.device, size: dict[str, int], frac
             continue
         n = max(1, round(1 / frac))
         t0 = time.perf_counter()
-        per_trial = (_packed_tune if how == "ray" else _packed_subprocesses)(n, frac, common, device, out,
+        per_trial = (_packed_tune if how == "ray" else _packed_subprocesses)(n, frac, common, device,
                                                                             end - time.monotonic())
         wall = time.perf_counter() - t0
         rates = [_rate(e) for e in per_trial]
@@ -487,7 +484,7 @@ def packed(res: dict[str, Any], device: torch.device, size: dict[str, int], frac
     res["table"] = rows
 
 
-def _packed_subprocesses(n, frac, common, device, out, timeout_s) -> list[list[dict[str, Any]]]:
+def _packed_subprocesses(n, frac, common, device, timeout_s) -> list[list[dict[str, Any]]]:
     procs = []
     for seed in range(n):
         spec = json.dumps({**common, "extra": {**common["extra"], "seed": seed}})
@@ -502,7 +499,7 @@ def _packed_subprocesses(n, frac, common, device, out, timeout_s) -> list[list[d
     return results
 
 
-def _packed_tune(n, frac, common, device, out, timeout_s) -> list[list[dict[str, Any]]]:
+def _packed_tune(n, frac, common, device, timeout_s) -> list[list[dict[str, Any]]]:
     import ray
     from ray import tune
 
@@ -528,7 +525,7 @@ def _packed_tune(n, frac, common, device, out, timeout_s) -> list[list[dict[str,
     resources = {"cpu": 1, "gpu": frac} if device.type == "cuda" else {"cpu": frac}
     tuner = tune.Tuner(tune.with_resources(PackedTrainable, resources),
                        param_space={"trial": tune.grid_search(trials)},
-                       run_config=tune.RunConfig(storage_path=str((out / "packed_tune").resolve()),
+                       run_config=tune.RunConfig(storage_path=tempfile.mkdtemp(prefix="gpu_check_tune_"),
                                                  name=f"gpu{frac}", stop={"training_iteration": common["epochs"]},
                                                  verbose=0))
     grid = tuner.fit()
@@ -632,7 +629,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                        args.tiny, COMPILE_SETTINGS, _section_rows(report, "iteration")),
         "naswot": lambda r: naswot(r, device, size, slices["naswot"], args.tiny),
         "search": lambda r: search(r, device, size, data, slices["search"], args.tiny, _best_search_setting(report)),
-        "packed": lambda r: packed(r, device, size, args.fractions, slices["packed"], args.tiny, Path(args.out)),
+        "packed": lambda r: packed(r, device, size, args.fractions, slices["packed"], args.tiny),
         "darts_iteration": lambda r: darts_iteration(r, device, slices["darts_iteration"], args.tiny),
         "darts_cifar": lambda r: darts_cifar(r, device, min(slices["darts_cifar"], report.left()), args.tiny),
     }
