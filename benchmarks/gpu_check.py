@@ -4,8 +4,9 @@
     python benchmarks/gpu_check.py --out /tmp/gc --device cpu --tiny  # the CPU mode CI runs (seconds)
 
 `--data DATA` (optional) holds at least one CIFAR-10 python batch (`data_batch_*`, found anywhere below DATA;
-one batch is 30 MB) and optionally NB201 ground truth (`nb201*.csv` / `nb201*.parquet`); without it, random
-CIFAR-shaped data are used for timing (pixel values do not change the time) and the search section says so.
+one batch is 30 MB) and optionally an NB201 table (`nb201*.csv` / `nb201*.parquet`; default: the table packaged
+with the project); without CIFAR-10 files, random CIFAR-shaped data are used for timing (pixel values do not
+change the time) and the search section says so.
 The upload recipe (<= 64 MiB with the repository) is in benchmarks/README.md, section "GPU".
 
 Sections run in priority order, each timed and with its own time slice; a failing section is recorded with
@@ -17,15 +18,17 @@ had), gpu_check.md at the end and after every section. Sections:
   Python-level probe `trainables.host_sync` (CPU); methods that sync by design say so;
 - cuda_tests: `pytest -m cuda tests/cuda` (CUDA only);
 - iteration: NB201 supernet search iteration (C=16, N=5, batch 64) of darts-v1, balenas, gdas in eager fp32,
-  bf16 autocast, channels_last (+bf16), torch.compile and CUDA graphs (torch.compile "reduce-overhead"), with
-  each setting's first-step loss next to eager fp32's; the fastest setting per method is named;
+  bf16 autocast, channels_last (+bf16), with each setting's first-step loss next to eager fp32's; the fastest
+  setting per method is named;
 - naswot: NASWOT archs/s at batch 64 and 128;
 - search: a paper-scale BaLeNAS NB201 search, as many epochs as fit its slice, projected to 50 epochs of
   NB201's 25,000-image search split;
 - packed: trials packed on one GPU: a Tune sweep with gpu 1, 0.5, 0.25, 0.125 (1, 2, 4, 8 concurrent
   searches; subprocesses when Ray is not installed), aggregate iterations per second;
 - darts_iteration / darts_cifar: the DARTS space's DARTS-V1 iteration and final training's s/epoch of
-  `darts-cifar`, once `search_spaces.darts` / `trainables.train` exist (else "skipped: not available").
+  `darts-cifar`, once `search_spaces.darts` / `trainables.train` exist (else "skipped: not available");
+- compile: the same iteration under torch.compile and CUDA graphs (torch.compile "reduce-overhead"), last
+  because compilation time is unbounded; the fastest setting per method over both sections is named.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +56,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from anywhere: the checkout is the package root
     sys.path.insert(0, str(ROOT))
 
+from benchmarks import bench_methods  # noqa: E402
 from search_spaces.data.device import DeviceDataset  # noqa: E402
 from trainables.host_sync import count_host_syncs  # noqa: E402
 from trainables.methods import available_methods, get_method  # noqa: E402
@@ -63,14 +67,18 @@ TINY = {"C": 2, "N": 1, "batch": 8}
 #: NB201's CIFAR-10 search split has 25,000 images per half; a paper search runs 50 epochs (Dong & Yang 2020)
 SEARCH_IMAGES, SEARCH_EPOCHS = 25_000, 50
 ITERATION_METHODS = ("darts-v1", "balenas", "gdas")
-SETTINGS: dict[str, dict[str, Any]] = {
+EAGER_SETTINGS: dict[str, dict[str, Any]] = {
     "eager fp32": {"channels_last": False},
     "bf16 autocast": {"channels_last": False, "amp": True},
     "channels_last": {"channels_last": True},
     "channels_last + bf16": {"channels_last": True, "amp": True},
+}
+#: timed last (section "compile"): compilation time is unbounded, so it must not eat the other sections' time
+COMPILE_SETTINGS: dict[str, dict[str, Any]] = {
     "torch.compile": {"channels_last": False, "compile": "default"},
     "CUDA graphs (compile reduce-overhead)": {"channels_last": False, "compile": "reduce-overhead"},
 }
+SETTINGS = {**EAGER_SETTINGS, **COMPILE_SETTINGS}
 
 
 # ----- the report ---------------------------------------------------------------------------------------------
@@ -85,20 +93,19 @@ class Report:
     def left(self) -> float:
         return self.deadline - time.monotonic()
 
-    @contextlib.contextmanager
-    def section(self, name: str, slice_s: float) -> Iterator[dict[str, Any]]:
-        """Yields the section's result dict; an exception is caught and recorded. The slice is capped by the
-        time left; a section with under 5 s left is skipped."""
+    def run_section(self, name: str, slice_s: float, body: Callable[[dict[str, Any]], None]) -> None:
+        """Run `body(results)`; an exception is caught and recorded, `Skipped` marks a section that does not
+        apply. A section with under 5 s of the overall budget left is skipped."""
         entry: dict[str, Any] = {"status": "running", "slice_s": round(min(slice_s, max(self.left(), 0)), 1)}
-        self.data["sections"][name] = entry
         results: dict[str, Any] = {}
         entry["results"] = results
+        self.data["sections"][name] = entry
         start = time.monotonic()
         print(f"[gpu_check] {name} (slice {entry['slice_s']} s) ...", flush=True)
         try:
             if self.left() < 5:
                 raise Skipped("out of time: the check's overall budget is spent")
-            yield results
+            body(results)
             entry["status"] = "ok"
         except Skipped as e:
             entry["status"] = f"skipped: {e}"
@@ -154,11 +161,7 @@ def _fmt(v: Any) -> str:
 
 # ----- data ---------------------------------------------------------------------------------------------------
 def random_splits(n: int, device: torch.device, seed: int = 0) -> dict[str, DeviceDataset]:
-    g = torch.Generator().manual_seed(seed)
-    return {name: DeviceDataset(torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=torch.uint8),
-                                torch.randint(0, 10, (n,), generator=g), (0.49, 0.48, 0.45), (0.25, 0.24, 0.26),
-                                10, name).to(device)
-            for name in ("search-train", "search-valid")}
+    return {name: split.to(device) for name, split in bench_methods.random_splits(n, seed=seed).items()}
 
 
 def cifar_splits(data: Path | None, device: torch.device) -> tuple[dict[str, DeviceDataset], str] | None:
@@ -316,18 +319,19 @@ def cuda_tests(res: dict[str, Any], device: torch.device, timeout_s: float) -> N
 
 
 def iteration(res: dict[str, Any], report: Report, device: torch.device, size: dict[str, int], splits,
-              slice_s: float, tiny: bool) -> None:
-    """Per method x setting: s / iteration; the fastest setting per method."""
+              slice_s: float, tiny: bool, settings: dict[str, dict[str, Any]], before: list[dict[str, Any]]) -> None:
+    """Per method x setting: s / iteration; with `before` (the eager section's rows), ratios to eager fp32 and
+    the fastest setting per method over all rows."""
     rows, end = [], time.monotonic() + slice_s
-    cells = [(m, s) for s in SETTINGS for m in ITERATION_METHODS]
+    cells = [(m, s) for s in settings for m in ITERATION_METHODS]
     for n, (method, setting) in enumerate(cells):
-        extra = SETTINGS[setting]
+        extra = settings[setting]
         row: dict[str, Any] = {"method": method, "setting": setting}
         rows.append(row)
         res["table"] = rows
         left = end - time.monotonic()
         if extra.get("compile") and device.type != "cuda" and tiny:
-            row["result"] = "skipped: torch.compile on the CPU takes minutes of C++ compilation (not in --tiny)"
+            row["result"] = "skipped: torch.compile on the CPU takes many minutes of C++ compilation"
             continue
         if extra.get("compile") == "reduce-overhead" and device.type != "cuda":
             row["result"] = "n/a: CUDA graphs need CUDA"
@@ -338,7 +342,7 @@ def iteration(res: dict[str, Any], report: Report, device: torch.device, size: d
         if extra.get("compile") and method == "gdas":
             row["result"] = "n/a: GDAS's sparse forward (sampled ops only) stays eager"
             continue
-        if left < 3:
+        if left < (20 if extra.get("compile") else 3):
             row["result"] = "skipped: out of the section's time"
             continue
         try:
@@ -351,6 +355,11 @@ def iteration(res: dict[str, Any], report: Report, device: torch.device, size: d
         except Exception as e:  # noqa: BLE001 - a setting that fails is a result too
             row["result"] = f"failed: {type(e).__name__}: {e}"[:400]
         report.write()
+    res["fastest"] = summarise(list(before) + rows)
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, str]:
+    """Adds each row's ratio and loss difference to its method's eager fp32 row; names the fastest setting."""
     fastest = {}
     for method in ITERATION_METHODS:
         ok = [r for r in rows if r["method"] == method and r.get("result") == "ok"]
@@ -363,7 +372,7 @@ def iteration(res: dict[str, Any], report: Report, device: torch.device, size: d
         if ok:
             best = min(ok, key=lambda r: r["s_per_iteration"])
             fastest[method] = f"{best['setting']} ({best['s_per_iteration'] * 1e3:.1f} ms)"
-    res["fastest"] = fastest
+    return fastest
 
 
 def naswot(res: dict[str, Any], device: torch.device, size: dict[str, int], slice_s: float, tiny: bool) -> None:
@@ -407,17 +416,15 @@ def search(res: dict[str, Any], device: torch.device, size: dict[str, int], data
         splits, res["data"] = loaded
     table = nb201_table(data)
     extra = dict(settings)
-    if table is not None:
-        extra["benchmark"] = str(table)
+    extra["benchmark"] = str(table) if table is not None else "nb201"  # else the table packaged with the project
     res["settings"] = extra
     run = make_run(device, size, "balenas", splits, steps_per_epoch=4 if tiny else None, epochs=SEARCH_EPOCHS,
                    **extra)
     start, rows = time.perf_counter(), []
     while not run.done and (not rows or time.perf_counter() - start + rows[-1]["epoch_time_s"] < slice_s):
         row = run.run_epoch()
-        rows.append({k: row.get(k) for k in ("epoch", "steps", "epoch_time_s", "train_acc", "valid_acc", "genotype",
-                                             "bench_cifar10_valid_acc_200ep", "bench_cifar10_test_acc_200ep")
-                     if k in row})
+        keep = ("epoch", "steps", "epoch_time_s", "train_acc", "valid_acc", "genotype")
+        rows.append({k: v for k, v in row.items() if k in keep or (k.startswith("bench_") and "200" in k)})
         res["epochs"] = rows
     warm = rows[1:] or rows
     per_step = statistics.median(r["epoch_time_s"] / r["steps"] for r in warm)
@@ -425,7 +432,7 @@ def search(res: dict[str, Any], device: torch.device, size: dict[str, int], data
     res["s_per_iteration"] = per_step
     res["projected_50_epochs_min"] = per_step * steps_full * SEARCH_EPOCHS / 60
     res["projection"] = (f"{per_step * 1e3:.1f} ms/iteration x {steps_full} iterations/epoch x {SEARCH_EPOCHS} "
-                         "epochs (end-of-epoch work not included)")
+                         "epochs (per-step time includes the end-of-epoch work spread over this subset's steps)")
     res["goal_10_min_met"] = res["projected_50_epochs_min"] <= 10
 
 
@@ -444,8 +451,8 @@ def _rate(epochs: list[dict[str, Any]]) -> float:
 
 
 def packed(res: dict[str, Any], device: torch.device, size: dict[str, int], fractions: list[float], slice_s: float,
-           tiny: bool, out: Path) -> None:
-    steps, epochs = (2, 2) if tiny else (20, 4)
+           tiny: bool) -> None:
+    steps, epochs = (2, 2) if tiny else (20, 6)
     common = {"device": "auto" if device.type == "cuda" else "cpu", "size": size, "method": "darts-v1",
               "extra": {"steps_per_epoch": steps}, "n": size["batch"] * steps, "epochs": epochs}
     try:
@@ -463,7 +470,7 @@ def packed(res: dict[str, Any], device: torch.device, size: dict[str, int], frac
             continue
         n = max(1, round(1 / frac))
         t0 = time.perf_counter()
-        per_trial = (_packed_tune if how == "ray" else _packed_subprocesses)(n, frac, common, device, out,
+        per_trial = (_packed_tune if how == "ray" else _packed_subprocesses)(n, frac, common, device,
                                                                             end - time.monotonic())
         wall = time.perf_counter() - t0
         rates = [_rate(e) for e in per_trial]
@@ -477,7 +484,7 @@ def packed(res: dict[str, Any], device: torch.device, size: dict[str, int], frac
     res["table"] = rows
 
 
-def _packed_subprocesses(n, frac, common, device, out, timeout_s) -> list[list[dict[str, Any]]]:
+def _packed_subprocesses(n, frac, common, device, timeout_s) -> list[list[dict[str, Any]]]:
     procs = []
     for seed in range(n):
         spec = json.dumps({**common, "extra": {**common["extra"], "seed": seed}})
@@ -492,7 +499,7 @@ def _packed_subprocesses(n, frac, common, device, out, timeout_s) -> list[list[d
     return results
 
 
-def _packed_tune(n, frac, common, device, out, timeout_s) -> list[list[dict[str, Any]]]:
+def _packed_tune(n, frac, common, device, timeout_s) -> list[list[dict[str, Any]]]:
     import ray
     from ray import tune
 
@@ -518,7 +525,7 @@ def _packed_tune(n, frac, common, device, out, timeout_s) -> list[list[dict[str,
     resources = {"cpu": 1, "gpu": frac} if device.type == "cuda" else {"cpu": frac}
     tuner = tune.Tuner(tune.with_resources(PackedTrainable, resources),
                        param_space={"trial": tune.grid_search(trials)},
-                       run_config=tune.RunConfig(storage_path=str((out / "packed_tune").resolve()),
+                       run_config=tune.RunConfig(storage_path=tempfile.mkdtemp(prefix="gpu_check_tune_"),
                                                  name=f"gpu{frac}", stop={"training_iteration": common["epochs"]},
                                                  verbose=0))
     grid = tuner.fit()
@@ -573,10 +580,10 @@ def darts_cifar(res: dict[str, Any], device: torch.device, timeout_s: float, tin
 
 # ----- main ---------------------------------------------------------------------------------------------------
 SECTIONS = ("environment", "host_syncs", "cuda_tests", "iteration", "naswot", "search", "packed",
-            "darts_iteration", "darts_cifar")
-#: seconds per section at full size (total 510 s: the 9-minute budget less start-up and slack)
-SLICES = {"environment": 10, "host_syncs": 30, "cuda_tests": 60, "iteration": 150, "naswot": 40, "search": 90,
-          "packed": 90, "darts_iteration": 20, "darts_cifar": 20}
+            "darts_iteration", "darts_cifar", "compile")
+#: seconds per section at full size: 540 s in all (9 minutes); scaled to --budget-s
+SLICES = {"environment": 10, "host_syncs": 30, "cuda_tests": 60, "iteration": 70, "naswot": 40, "search": 80,
+          "packed": 110, "darts_iteration": 20, "darts_cifar": 40, "compile": 80}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -615,19 +622,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "environment": lambda r: environment(r, device),
         "host_syncs": lambda r: host_syncs(r, device, {**TINY, "batch": 16 if device.type == "cuda" else 8},
                                            splits, args.tiny),
-        "cuda_tests": lambda r: cuda_tests(r, device, slices["cuda_tests"] + 30),
-        "iteration": lambda r: iteration(r, report, device, size, splits, slices["iteration"], args.tiny),
+        "cuda_tests": lambda r: cuda_tests(r, device, min(slices["cuda_tests"], report.left())),
+        "iteration": lambda r: iteration(r, report, device, size, splits, slices["iteration"], args.tiny,
+                                         EAGER_SETTINGS, []),
+        "compile": lambda r: iteration(r, report, device, size, splits, min(slices["compile"], report.left()),
+                                       args.tiny, COMPILE_SETTINGS, _section_rows(report, "iteration")),
         "naswot": lambda r: naswot(r, device, size, slices["naswot"], args.tiny),
         "search": lambda r: search(r, device, size, data, slices["search"], args.tiny, _best_search_setting(report)),
-        "packed": lambda r: packed(r, device, size, args.fractions, slices["packed"], args.tiny, Path(args.out)),
+        "packed": lambda r: packed(r, device, size, args.fractions, slices["packed"], args.tiny),
         "darts_iteration": lambda r: darts_iteration(r, device, slices["darts_iteration"], args.tiny),
-        "darts_cifar": lambda r: darts_cifar(r, device, slices["darts_cifar"] + 60, args.tiny),
+        "darts_cifar": lambda r: darts_cifar(r, device, min(slices["darts_cifar"], report.left()), args.tiny),
     }
     for name in SECTIONS:
-        if name not in args.sections:
-            continue
-        with report.section(name, slices[name]) as results:
-            steps[name](results)
+        if name in args.sections:
+            report.run_section(name, slices[name], steps[name])
     with contextlib.suppress(ImportError):
         import ray
         if ray.is_initialized():
@@ -637,12 +645,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return report.data
 
 
+def _section_rows(report: Report, name: str) -> list[dict[str, Any]]:
+    return report.data["sections"].get(name, {}).get("results", {}).get("table", [])
+
+
 def _best_search_setting(report: Report) -> dict[str, Any]:
-    """The fastest non-compiled setting the iteration section found for balenas (the search runs epochs, where
-    compile warm-up would count), else the default config."""
-    rows = report.data["sections"].get("iteration", {}).get("results", {}).get("table", [])
-    ok = [r for r in rows if r["method"] == "balenas" and r.get("result") == "ok"
-          and not SETTINGS[r["setting"]].get("compile")]
+    """The fastest setting the iteration section found for balenas, else the default config."""
+    ok = [r for r in _section_rows(report, "iteration") if r["method"] == "balenas" and r.get("result") == "ok"]
     if not ok:
         return {}
     return dict(SETTINGS[min(ok, key=lambda r: r["s_per_iteration"])["setting"]])

@@ -175,6 +175,8 @@ class SearchRun:
         method needs one by design (GDAS: the sampled op indices). benchmarks/gpu_check.py runs this under
         torch.cuda.set_sync_debug_mode("error")."""
         cfg, dist = self.cfg, self.distribution
+        if cfg.compile == "reduce-overhead":
+            torch.compiler.cudagraph_mark_step_begin()  # one training iteration for CUDA graph trees
         x, y = self.train(train_index, self.data_generator)
         xv, yv = self.valid(valid_index, self.data_generator)
         logits = self.forward(x, dist.weights_for_weight_step())
@@ -191,7 +193,8 @@ class SearchRun:
             ctx = ArchStepContext(self.model, self.forward, _loss_fn, (x, y), (xv, yv), self.optimizer, lr,
                                   self.global_step, self.epoch, self.total_epochs)
             out = dist.update(ctx)
-        return loss.detach(), correct, y.shape[0], out, yv.shape[0]
+        # a copy: under CUDA graphs the loss lives in the graph's memory, which the next replay overwrites
+        return loss.detach().clone(), correct, y.shape[0], out, yv.shape[0]
 
     def run_epoch(self) -> dict[str, Any]:
         """One search epoch; returns its metrics (JSON-able values)."""

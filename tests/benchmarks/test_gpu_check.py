@@ -33,10 +33,12 @@ def test_cpu_tiny_mode_runs_every_section(tmp_path, tiny_cifar10):
     report = json.loads((out / "gpu_check.json").read_text())
     sections = report["sections"]
     assert set(sections) == {"environment", "host_syncs", "cuda_tests", "iteration", "naswot", "search", "packed",
-                             "darts_iteration", "darts_cifar"}
+                             "darts_iteration", "darts_cifar", "compile"}
     failed = {k: v.get("error") for k, v in sections.items() if v["status"] == "failed"}
     assert not failed, failed
     assert sections["cuda_tests"]["status"].startswith("skipped: no CUDA")
+    compiled = sections["compile"]["results"]["table"]
+    assert compiled and all(r["result"].startswith(("skipped", "n/a")) for r in compiled)  # CPU: not compiled
     assert sections["environment"]["results"]["torch"]
     assert sections["host_syncs"]["results"]["all_ok"] is True
     table = sections["iteration"]["results"]["table"]
@@ -85,3 +87,14 @@ def test_bad_arguments_name_the_flag(tmp_path):
         gpu_check.main(["--out", str(tmp_path), "--device", "cpu", "--fractions", "2"])
     with pytest.raises(SystemExit, match="--data"):
         gpu_check.main(["--out", str(tmp_path), "--device", "cpu", "--data", str(tmp_path / "nope")])
+
+
+@pytest.mark.slow
+def test_packed_trials_without_ray_run_as_subprocesses(monkeypatch):
+    gpu_check = load_gpu_check()
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError: the machine without Ray
+    res: dict = {}
+    gpu_check.packed(res, gpu_check.torch.device("cpu"), gpu_check.TINY, [1, 0.5], 240, True)
+    assert res["how"].startswith("Ray is not installed")
+    assert [r["trials"] for r in res["table"]] == [1, 2]
+    assert all(r["aggregate_it_per_s"] > 0 for r in res["table"]) and res["table"][0]["x one trial"] == 1.0
