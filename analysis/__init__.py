@@ -4,7 +4,7 @@ tables (analysis.tables), plots (analysis.plots) and the report command (`python
     import analysis
     t = analysis.load("runs/my_sweep", filters={"method": "balenas"})
     t.epochs, t["trials"], t.samples, t.selections, t.spec
-    rows = analysis.paper_rows(t, rule="argmax", benchmark="../shared/data/nb201/nb201_merged.csv")
+    rows = analysis.paper_rows(t, rule="argmax", benchmark="nb201")  # packaged table, or a file
     print(analysis.to_markdown(rows))
 
 matplotlib is imported only by analysis.plots / analysis.report, so `import analysis` stays light.

@@ -35,13 +35,16 @@ import torch.nn.functional as F
 from search_spaces.data import dataset_spec, load_splits
 from search_spaces.data.device import DeviceDataset
 from search_spaces.space import get_space
+from trainables.checkpoints import load_rng_state, rng_state, save_atomic
 from trainables.methods import ArchDistribution, ArchStepContext, EdgeWeights, make_distribution
 from trainables.methods.arch_params import detached_copy
-from trainables.search_config import SearchConfig, parse_config
+from trainables.search_config import SearchConfig, default_channels_last, parse_config
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = 1
+#: the SearchRun file's name inside a Tune checkpoint folder.
+CHECKPOINT_FILE = "search.pt"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -101,15 +104,20 @@ class SearchRun:
             if missing:
                 raise ValueError(f"splits is missing {', '.join(sorted(missing))}")
             splits = {k: splits[k].to(self.device) for k in ("search-train", "search-valid")}
-        self.train = _Batches(splits["search-train"], cfg.augment, cfg.channels_last)
-        self.valid = _Batches(splits["search-valid"], cfg.augment, cfg.channels_last)
+        self.channels_last = (default_channels_last(self.device.type) if cfg.channels_last == "auto"
+                              else cfg.channels_last)
+        self.train = _Batches(splits["search-train"], cfg.augment, self.channels_last)
+        self.valid = _Batches(splits["search-valid"], cfg.augment, self.channels_last)
         self.num_classes = splits["search-train"].num_classes
 
         torch.manual_seed(cfg.seed)
-        model = self.space.supernet(cfg.C, cfg.N, self.num_classes).to(self.device)
-        if cfg.channels_last:
+        model = self.space.supernet(num_classes=self.num_classes, **cfg.size).to(self.device)
+        if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model.train()
+        # the compiled forward shares self.model's parameters; sparse (active-list) forwards stay eager, since
+        # each new list of sampled ops would be a new graph
+        self._compiled = None if cfg.compile is None else torch.compile(self.model, mode=cfg.compile, dynamic=False)
         self.distribution: ArchDistribution = make_distribution(
             cfg.method, self.space, dict(cfg.method_params), num_valid=len(self.valid), device=self.device,
             seed=cfg.seed)
@@ -148,8 +156,9 @@ class SearchRun:
     # ----- the loop ---------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, edge_weights: EdgeWeights) -> torch.Tensor:
         """The supernet forward under the run's autocast setting (bf16 when `amp`)."""
+        model = self.model if self._compiled is None or edge_weights.active is not None else self._compiled
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.cfg.amp):
-            return self.model(x, edge_weights.weights, edge_weights.active)
+            return model(x, edge_weights.weights, edge_weights.active)
 
     def _valid_order(self, count: int) -> torch.Tensor:
         """`count` validation indices: successive random permutations of the validation half."""
@@ -157,6 +166,35 @@ class SearchRun:
         perms = [torch.randperm(n, generator=self.data_generator, device=self.device)
                  for _ in range(math.ceil(count / n))]
         return torch.cat(perms)[:count]
+
+    def step(self, train_index: torch.Tensor, valid_index: torch.Tensor, lr: float, interval: int = 1
+             ) -> tuple[torch.Tensor, torch.Tensor, int, dict[str, torch.Tensor] | None, int]:
+        """One iteration: draw both batches, the weight step, then the architecture step when this is an
+        `interval`-th weight step. Returns (train loss, correct count, batch size, the update's outputs or
+        None, validation batch size); values are device tensors, so no host sync happens here unless the
+        method needs one by design (GDAS: the sampled op indices). benchmarks/gpu_check.py runs this under
+        torch.cuda.set_sync_debug_mode("error")."""
+        cfg, dist = self.cfg, self.distribution
+        if cfg.compile == "reduce-overhead":
+            torch.compiler.cudagraph_mark_step_begin()  # one training iteration for CUDA graph trees
+        x, y = self.train(train_index, self.data_generator)
+        xv, yv = self.valid(valid_index, self.data_generator)
+        logits = self.forward(x, dist.weights_for_weight_step())
+        loss = _loss_fn(logits, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.optimizer.step()
+        correct = (logits.detach().argmax(dim=-1) == y).sum()
+        self.global_step += 1
+        out = None
+        if self.global_step % interval == 0:
+            ctx = ArchStepContext(self.model, self.forward, _loss_fn, (x, y), (xv, yv), self.optimizer, lr,
+                                  self.global_step, self.epoch, self.total_epochs)
+            out = dist.update(ctx)
+        # a copy: under CUDA graphs the loss lives in the graph's memory, which the next replay overwrites
+        return loss.detach().clone(), correct, y.shape[0], out, yv.shape[0]
 
     def run_epoch(self) -> dict[str, Any]:
         """One search epoch; returns its metrics (JSON-able values)."""
@@ -176,25 +214,12 @@ class SearchRun:
         arch_sums: dict[str, torch.Tensor] = {}
         n_valid, arch_steps = 0, 0
         for i in range(steps):
-            x, y = self.train(train_order[i * B:(i + 1) * B], self.data_generator)
-            xv, yv = self.valid(valid_order[i * B:(i + 1) * B], self.data_generator)
-            logits = self.forward(x, dist.weights_for_weight_step())
-            loss = _loss_fn(logits, y)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-            self.optimizer.step()
-            nb = y.shape[0]
-            train_loss += loss.detach() * nb
-            train_correct += (logits.detach().argmax(dim=-1) == y).sum()
+            loss, correct, nb, out, nv = self.step(train_order[i * B:(i + 1) * B], valid_order[i * B:(i + 1) * B],
+                                                   lr, interval)
+            train_loss += loss * nb
+            train_correct += correct
             n_train += nb
-            self.global_step += 1
-            if self.global_step % interval == 0:
-                ctx = ArchStepContext(self.model, self.forward, _loss_fn, (x, y), (xv, yv), self.optimizer, lr,
-                                      self.global_step, self.epoch, self.total_epochs)
-                out = dist.update(ctx)
-                nv = yv.shape[0]
+            if out is not None:
                 for k, v in out.items():
                     arch_sums[k] = arch_sums.get(k, zero) + v.detach().float() * nv
                 n_valid += nv
@@ -234,10 +259,7 @@ class SearchRun:
     # ----- checkpoints ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume exactly (tensors and plain containers: loads with weights_only)."""
-        rng = {"torch": torch.get_rng_state(), "data": self.data_generator.get_state(),
-               "data_device_type": self.device.type}
-        if torch.cuda.is_available():
-            rng["cuda"] = torch.cuda.get_rng_state_all()
+        rng = rng_state(self.data_generator, self.device)
         return detached_copy({
             "format": CHECKPOINT_FORMAT, "config": dict(self.config), "method": self.cfg.method,
             "epoch": self.epoch, "global_step": self.global_step, "num_valid": len(self.valid),
@@ -257,26 +279,13 @@ class SearchRun:
         self.distribution.load_state_dict(state["distribution"])
         self.optimizer.load_state_dict(state["weight_optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        rng = state["rng"]
-        torch.set_rng_state(rng["torch"].cpu())
-        if rng.get("data_device_type") == self.device.type:
-            self.data_generator.set_state(rng["data"].cpu())
-        else:
-            log.warning("checkpoint's data generator is from a %s run; this run is on %s: data order differs",
-                        rng.get("data_device_type"), self.device.type)
-        if "cuda" in rng and torch.cuda.is_available() and len(rng["cuda"]) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
+        load_rng_state(state["rng"], self.data_generator, self.device)
         self.epoch = int(state["epoch"])
         self.global_step = int(state["global_step"])
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the checkpoint atomically (a crash mid-write leaves the previous file in place)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, path)
-        return path
+        return save_atomic(self.state_dict(), path)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> SearchRun:
@@ -285,6 +294,12 @@ class SearchRun:
         run = cls({**state["config"], **(overrides or {})})
         run.load_state_dict(state)
         return run
+
+
+def checkpoint_file(path: str | os.PathLike) -> str:
+    """The SearchRun file of a trial: `path` itself, or `CHECKPOINT_FILE` inside a Tune checkpoint folder."""
+    p = Path(path)
+    return str(p / CHECKPOINT_FILE if p.is_dir() else p)
 
 
 def _load(path: str | os.PathLike, map_location) -> dict[str, Any]:
@@ -296,8 +311,9 @@ def _load(path: str | os.PathLike, map_location) -> dict[str, Any]:
 
 def load_distribution(checkpoint_path: str | os.PathLike,
                       device: torch.device | str = "cpu") -> tuple[ArchDistribution, dict[str, Any]]:
-    """The trained distribution of a checkpoint (and the run's config), without supernet or data."""
-    state = _load(checkpoint_path, device)
+    """The trained distribution of a checkpoint file or Tune checkpoint folder (and the run's config),
+    without supernet or data."""
+    state = _load(checkpoint_file(checkpoint_path), device)
     config = state["config"]
     dist = make_distribution(state["method"], get_space(config["space"]), dict(config["method_params"]),
                              num_valid=state["num_valid"], device=device, seed=config["seed"])

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +40,7 @@ from trainables.tuner import (
 )
 from trainables.tuner import param_space as _param_space
 
-__all__ = ["INTERRUPTED", "InterruptAfter", "SweepResult", "bench_column", "run_sweep", "summary_table"]
+__all__ = ["INTERRUPTED", "InterruptAfter", "SweepResult", "run_sweep", "summary_table", "watched_bench_column"]
 
 log = logging.getLogger(__name__)
 
@@ -105,17 +104,24 @@ def prepare_sweep_dir(spec: SweepSpec, storage: str | os.PathLike | Folder, resu
     return prepare_run_dir(storage, spec.name, spec.to_yaml(), resume=resume, same_trials=same_trials)
 
 
-def bench_column(dataset: str) -> str:
-    """The benchmark column of the searched data set's test accuracy (e.g. bench_cifar10_test)."""
-    return f"bench_{re.sub(r'[^a-z0-9]+', '_', dataset.lower())}_test"
+def watched_bench_column(spec: SweepSpec) -> str | None:
+    """The ground-truth column worth watching for this sweep (the benchmark's test accuracy on the searched
+    data set, e.g. bench_cifar10_test for NB201), or None when the space has no benchmark."""
+    from search_spaces.benchmarks.registry import benchmark_class
+    from search_spaces.space import get_space
+
+    name = get_space(spec.space).benchmark_name
+    return benchmark_class(name).test_column(spec.dataset) if name else None
 
 
 def progress_reporter(spec: SweepSpec):
     """Tune's table, one row per trial: its label, epoch and the metrics worth watching."""
     from ray.tune import CLIReporter
 
-    metrics = {"epoch": "epoch", "train_loss": "train loss", "valid_acc": "valid acc", "entropy": "entropy",
-               bench_column(spec.dataset): "bench test acc"}
+    metrics = {"epoch": "epoch", "train_loss": "train loss", "valid_acc": "valid acc", "entropy": "entropy"}
+    watched = watched_bench_column(spec)
+    if watched:
+        metrics[watched] = "bench test acc"
     return CLIReporter(parameter_columns={"trial/label": "trial"}, metric_columns=metrics,
                        max_report_frequency=30, max_column_length=40)
 
@@ -141,7 +147,7 @@ def run_sweep(spec: SweepSpec, *, storage: str | os.PathLike | None = None, resu
         finished = trials["status"].isin(["TERMINATED", "ERROR"]).all() if len(trials) else False
         interrupted = not finished or len(trials) < len(spec.trials())
         if verbose:
-            print("\n" + summary_table(trials, bench_column(spec.dataset)) + "\n", flush=True)
+            print("\n" + summary_table(trials, watched_bench_column(spec)) + "\n", flush=True)
         if proxies and spec.proxies is not None and not interrupted:
             run_proxies(run_dir, spec, trials, progress=verbose > 0)
     finally:

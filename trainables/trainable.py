@@ -11,7 +11,6 @@ callback (trainables/tune_results.py), not from here, so workers need no access 
 from __future__ import annotations
 
 import json
-import os
 import platform as _platform_info  # the standard library module (our platform/ folder is not a package)
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -21,9 +20,8 @@ import ray
 import torch
 from ray import tune
 
-from trainables.search import SearchRun
+from trainables.search import CHECKPOINT_FILE, SearchRun, checkpoint_file  # noqa: F401 - the sweep's import
 
-CHECKPOINT_FILE = "search.pt"
 #: result keys that describe the trial rather than an epoch; the sweep driver puts them in the `trials` table.
 TRIAL_INFO_PREFIX = "info_"
 
@@ -101,8 +99,3 @@ class SearchTrainable(tune.Trainable):
         self.run = None
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-
-
-def checkpoint_file(checkpoint_dir: str | os.PathLike) -> str:
-    """The SearchRun file inside a Tune checkpoint folder (what `load_distribution` opens)."""
-    return str(Path(checkpoint_dir) / CHECKPOINT_FILE)

@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None, prog: str = "balenas sweep") -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from search_spaces.data.download import DownloadError
     from trainables.spec import SpecError, check_spec_paths, load_spec
-    from trainables.sweep import bench_column, run_sweep, summary_table
+    from trainables.sweep import run_sweep, summary_table, watched_bench_column
 
     try:
         spec = load_spec(args.spec, check_paths=False)
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None, prog: str = "balenas sweep") -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.quiet:
-        print(summary_table(result.trials, bench_column(spec.dataset)))
+        print(summary_table(result.trials, watched_bench_column(spec)))
     tables = sorted(p.name for p in result.run_dir.iterdir() if p.is_dir() and (p / "_common_metadata").exists())
     print(f"\nresults: {result.run_dir}\n  Parquet tables: {', '.join(tables)}  "
           f"(pandas.read_parquet('{result.run_dir}/<table>'))")

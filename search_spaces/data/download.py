@@ -132,7 +132,12 @@ def _download_and_extract(archive: Archive, url: str, root: Path, *, progress: b
         if not (extracted / archive.folder / archive.marker).is_file():
             raise DownloadError(f"{url} does not hold {archive.folder}/{archive.marker}; nothing was kept under "
                                 f"{root}. {manual_steps(archive, root)}")
-        os.replace(extracted / archive.folder, root / archive.folder)
+        try:
+            os.replace(extracted / archive.folder, root / archive.folder)
+        except OSError as err:
+            if not is_present(archive, root):  # else: another node on a shared filesystem finished first
+                raise DownloadError(f"cannot move the extracted {archive.folder} into {root} ({err}). "
+                                    f"{manual_steps(archive, root)}") from err
         log.info("%s ready in %s", archive.name, root / archive.folder)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -49,6 +49,7 @@ class GDAS(AnnealedGumbel):
 
     name: ClassVar[str] = "gdas"
     defaults: ClassVar[Mapping[str, Any]] = {**DartsV1.defaults, "tau_max": 10.0, "tau_min": 0.1}
+    host_syncs_per_step: ClassVar[int] = 1  # the sampled op indices (see the module docstring)
 
     def __init__(self, space, params=None, *, num_valid: int, device="cpu", seed: int = 0):
         super().__init__(space, params, num_valid=num_valid, device=device, seed=seed)

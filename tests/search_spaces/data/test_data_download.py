@@ -143,7 +143,7 @@ def test_a_truncated_transfer_fails_and_the_next_call_starts_clean(tmp_path, ser
     use_sources(table)
     root = tmp_path / "cache"
     server.mode = "truncate"
-    with pytest.raises(DownloadError, match="cifar-10-python.tar.gz") as info:
+    with pytest.raises(DownloadError, match=r"(ended after \d+ of \d+ bytes|could not reach).*cifar-10-python") as info:
         load_split("cifar10", root, "test")
     assert str(root / "cifar-10-batches-py") in str(info.value)
     assert leftovers(root) == []

@@ -1,0 +1,83 @@
+"""One final training's configuration: which architecture, space, data set, seed and protocol (preset + overrides).
+
+Validated with pydantic; `parse_train_config` turns every problem into one ValueError naming the key and value
+(an unknown preset or protocol field, a data set the protocol has no splits for, an architecture the space
+cannot parse).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from search_spaces.space import get_space
+from trainables.search_config import SpaceName
+from trainables.train.protocol import TrainProtocol, resolve_protocol
+
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+class TrainConfig(BaseModel):
+    """`space` defaults to the protocol's; `overrides` change protocol fields (e.g. {"epochs": 2})."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    arch: str
+    protocol: str = "nb201"
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    space: SpaceName | None = None
+    dataset: str = "cifar10"
+    data_root: str | None = None  # None: $BALENAS_DATA_ROOT
+    split_file: str | None = None
+    seed: int = Field(0, ge=0)
+    device: str = "auto"
+    amp: bool = False  # bf16 autocast
+    channels_last: bool = False
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if not _DEVICE.match(v):
+            raise ValueError("device must be 'auto', 'cpu', 'mps', 'cuda' or 'cuda:<index>'")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainConfig:
+        protocol = self.resolved_protocol()
+        if self.space is not None and self.space != protocol.space and "size" not in self.overrides:
+            raise ValueError(f"space {self.space!r} differs from protocol {protocol.name!r}'s space "
+                             f"{protocol.space!r}: override the protocol's `size` for this space")
+        if protocol.splits and self.dataset not in protocol.splits:
+            raise ValueError(f"dataset {self.dataset!r}: protocol {protocol.name!r} trains on "
+                             f"{', '.join(protocol.splits)}")
+        try:
+            get_space(self.space_name).canonical(self.arch)
+        except (ValueError, KeyError, TypeError) as err:
+            raise ValueError(f"arch {self.arch!r} does not parse in space {self.space_name!r}: {err}") from None
+        return self
+
+    def resolved_protocol(self) -> TrainProtocol:
+        return resolve_protocol(self.protocol, self.overrides)
+
+    @property
+    def space_name(self) -> str:
+        return self.space or self.resolved_protocol().space
+
+
+def parse_train_config(config: dict[str, Any] | TrainConfig) -> TrainConfig:
+    """Validate a plain dict; one ValueError lists each bad key with its value and the reason."""
+    if isinstance(config, TrainConfig):
+        return config
+    if not isinstance(config, dict):
+        raise ValueError(f"a training config must be a dict, got {type(config).__name__}")
+    try:
+        return TrainConfig(**config)
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            key = ".".join(str(p) for p in err["loc"])
+            msg = err["msg"].removeprefix("Value error, ")
+            problems.append(f"{key}={err.get('input')!r}: {msg}" if key else msg)
+        raise ValueError("invalid training config: " + "; ".join(problems)) from None

@@ -1,0 +1,83 @@
+"""The final-training Trainable: one Tune trial = one architecture x one seed, one `step()` = one epoch.
+
+`config["trial"]` is a `TrainTrialSpec.as_config()` (trainables/train/spec.py): label, arch, seed, where the
+architecture came from (`selected_by`) and the `TrainRun` config. Checkpoints are `TrainRun.save` files
+(weights, optimizer, scheduler, RNG states, epoch), which Tune restores a failed trial from. A non-finite
+training loss ends the trial at once with an `error` result naming the epoch (retrying from the last
+checkpoint would meet the same loss: the run is deterministic), so the driver's `final` row says so and the
+other trials go on.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from ray import tune
+
+from trainables.train.loop import NonFiniteLoss, TrainRun
+from trainables.trainable import TRIAL_INFO_PREFIX, library_versions
+
+CHECKPOINT_FILE = "train.pt"
+
+
+def progress_line(label: str, metrics: dict[str, Any], total: int) -> str:
+    """`label epoch e/E: train loss .. acc .. | test acc .. | 12.3 s/epoch, ETA 4:05:00` (what the logs show)."""
+    seconds = float(metrics.get("epoch_time_s", 0.0))
+    eta = int(seconds * (total - int(metrics["epoch"])))
+    test = f" | test acc {metrics['test_acc']:.2f}" if "test_acc" in metrics else ""
+    return (f"{label} epoch {metrics['epoch']}/{total}: train loss {metrics['train_loss']:.4f} acc "
+            f"{metrics['train_acc']:.2f}{test} | {seconds:.1f} s/epoch, ETA {eta // 3600}:{eta % 3600 // 60:02d}:"
+            f"{eta % 60:02d}")
+
+
+class TrainTrainable(tune.Trainable):
+    def setup(self, config: dict[str, Any]) -> None:
+        trial = config["trial"]
+        resources = self.trial_resources
+        if resources is not None:
+            torch.set_num_threads(max(1, int(sum(b.get("CPU", 0) for b in resources.bundles))))
+        self.trial = trial
+        self.run = self.build_run(trial["train"])
+        self.identity = {"trial_label": trial["label"], **{k: v for k, v in self.run.description().items()
+                                                           if k in ("arch", "space", "dataset", "protocol", "seed")}}
+        info = {**self.run.description(), "total_epochs": self.run.total_epochs,
+                "config_json": json.dumps(trial["train"], sort_keys=True),
+                **{f"version_{k}": v for k, v in library_versions().items()}}
+        self.info = {TRIAL_INFO_PREFIX + k: v for k, v in info.items() if k not in self.identity}
+
+    def build_run(self, train_config: dict[str, Any]) -> TrainRun:
+        """The TrainRun of this trial (a seam for tests that inject data or failures)."""
+        return TrainRun(train_config)
+
+    def step(self) -> dict[str, Any]:
+        try:
+            metrics = self.run.run_epoch()
+        except NonFiniteLoss as err:
+            return {**self.identity, "epoch": self.run.epoch, "error": str(err), **self.info, "done": True}
+        print(progress_line(self.trial["label"], metrics, self.run.total_epochs), flush=True)
+        out = {**self.identity, **metrics, **self.info}
+        if self.run.done:
+            out["done"] = True
+        return out
+
+    def save_checkpoint(self, checkpoint_dir: str) -> None:
+        self.run.save(Path(checkpoint_dir) / CHECKPOINT_FILE)
+
+    def load_checkpoint(self, checkpoint: str | dict) -> None:
+        path = Path(checkpoint) / CHECKPOINT_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"trial checkpoint has no {CHECKPOINT_FILE}: {path}")
+        self.run.load_state_dict(torch.load(path, map_location=self.run.device, weights_only=True))
+
+    def reset_config(self, new_config: dict[str, Any]) -> bool:
+        self.run = None
+        self.setup(new_config)
+        return True
+
+    def cleanup(self) -> None:
+        self.run = None
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
