@@ -54,6 +54,10 @@ class SweepResult:
     trials: pd.DataFrame
     interrupted: bool
 
+    def __post_init__(self):
+        if isinstance(self.run_dir, Folder) and self.run_dir.local_path() is not None:
+            self.run_dir = self.run_dir.local_path()
+
     @property
     def failed(self) -> pd.DataFrame:
         return self.trials[self.trials["status"] == "ERROR"] if len(self.trials) else self.trials
@@ -97,8 +101,8 @@ def spec_paths(spec: SweepSpec) -> dict[str, str]:
 
 def prepare_sweep_dir(spec: SweepSpec, storage: str | os.PathLike | Folder, resume: bool) -> Folder:
     """The sweep's run folder (see `trainables.tuner.prepare_run_dir`); a resumed one must hold the same trials."""
-    def same_trials(stored_text: str) -> bool:
-        stored = validate_spec(yaml.safe_load(stored_text), source=f"{storage}/{spec.name}/spec.yaml")
+    def same_trials(stored_path: Folder) -> bool:
+        stored = validate_spec(yaml.safe_load(stored_path.read_text()), source=str(stored_path))
         return [t.as_config() for t in stored.trials()] == [t.as_config() for t in spec.trials()]
 
     return prepare_run_dir(storage, spec.name, spec.to_yaml(), resume=resume, same_trials=same_trials)
@@ -155,7 +159,7 @@ def run_sweep(spec: SweepSpec, *, storage: str | os.PathLike | None = None, resu
             import ray
 
             ray.shutdown()
-    return SweepResult(run_dir.local_path() or run_dir, trials, interrupted)
+    return SweepResult(run_dir, trials, interrupted)
 
 
 def run_proxies(run_dir: Folder, spec: SweepSpec, trials: pd.DataFrame, progress: bool = True) -> None:
