@@ -54,6 +54,9 @@ class SearchSpace(ABC):
     search_size: ClassVar[Mapping[str, int]] = {}
     #: the size keywords of `network` and the defaults of the networks that proxies score.
     proxy_size: ClassVar[Mapping[str, int]] = {}
+    #: search-loop settings that differ from the loop's generic defaults for this space (e.g. DARTS' weight
+    #: optimizer); a search config's own values win.
+    search_defaults: ClassVar[Mapping[str, Any]] = {}
     #: other keywords `network` takes (e.g. DARTS' "auxiliary", "imagenet" for final training); none by default.
     network_extras: ClassVar[tuple[str, ...]] = ()
 

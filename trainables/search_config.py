@@ -86,6 +86,14 @@ class SearchConfig(BaseModel):
             raise ValueError("device must be 'auto', 'cpu', 'mps', 'cuda' or 'cuda:<index>'")
         return v
 
+    @model_validator(mode="before")
+    @classmethod
+    def _space_defaults(cls, data: Any) -> Any:
+        """Settings the config leaves out take the space's `search_defaults` before the generic defaults."""
+        if isinstance(data, dict) and data.get("space", DEFAULT_SPACE) in available_spaces():
+            data = {**get_space(data.get("space", DEFAULT_SPACE)).search_defaults, **data}
+        return data
+
     @property
     def size(self) -> dict[str, int]:
         """The supernet's size keywords: the space's `search_size` updated with this config's keys."""
