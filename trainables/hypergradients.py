@@ -3,8 +3,8 @@ step is not first order: DARTS' unrolled one-step gradient (darts-v2, balenas-v2
 gradient. Both differentiate the validation loss through w*(alpha) with `torch.autograd.grad`, never touch a
 `.grad`, and never synchronise with the host.
 
-Unrolled (second order, `unrolled_hypergradient`). DARTS (Liu et al., ICLR 2019, `architect.py`; NB201's DARTS-V2 is the same) approximates the best-response
-weights by one virtual SGD step on the training loss,
+Unrolled (second order, `unrolled_hypergradient`). DARTS (Liu et al., ICLR 2019, `architect.py`; NB201's
+DARTS-V2 is the same) approximates the best-response weights by one virtual SGD step on the training loss,
     w' = w - eta * (momentum * buf + dL_train/dw + weight_decay * w),
 and differentiates the validation loss through it:
     dL_val(w', a)/da  -  eta * d2L_train(w, a)/(da dw) . v,     v = dL_val(w', a)/dw',
@@ -14,8 +14,9 @@ Written here from that description: the supernet's own parameters are shifted in
 restored bit-exactly from a saved copy, and every gradient is taken with `torch.autograd.grad`, so the
 model's `.grad` (the weight step's) is never touched. No host synchronisation: R stays a device tensor.
 
-Implicit (`implicit_hypergradient`, on exact second-order products by double backpropagation). iDARTS (Zhang et al., ICML 2021, "iDARTS: Differentiable Architecture Search with Stochastic Implicit
-Gradients", Eq. 7-9) differentiates the validation loss through the best-response weights w*(alpha) with
+Implicit (`implicit_hypergradient`, on exact second-order products by double backpropagation). iDARTS
+(Zhang et al., ICML 2021, "iDARTS: Differentiable Architecture Search with Stochastic Implicit Gradients",
+Eq. 7-9) differentiates the validation loss through the best-response weights w*(alpha) with
 the implicit function theorem and approximates the inverse Hessian by a truncated Neumann series:
 
     dL_val/da ~= d_a L_val - eta * (d2 L_train / da dw) . sum_{k=0..K} (I - eta H)^k . d_w L_val,

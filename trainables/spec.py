@@ -215,13 +215,8 @@ def _check_methods(spec: SweepSpec) -> list[tuple[str, str]]:
             problems += [(f"{where}.{k}", "an empty list is an empty grid axis") for k in empty]
             continue
         cls = get_method(method)
-        listy = list_valued(cls.Params)
         for hp in expand_grid(method, params):
             for key, msg in cls.param_problems(hp):
-                if key in listy and isinstance(params.get(key), list) and params[key] \
-                        and not isinstance(params[key][0], list):
-                    msg += f" (a list is a grid axis; write a list of lists, e.g. [[0.5, 0.999]], to give {key} " \
-                           f"one list value)"
                 item = (f"{where}.{key}" if key != "(model)" else where, msg)
                 if item not in problems:
                     problems.append(item)
