@@ -421,7 +421,8 @@ def search(res: dict[str, Any], device: torch.device, size: dict[str, int], data
     run = make_run(device, size, "balenas", splits, steps_per_epoch=4 if tiny else None, epochs=SEARCH_EPOCHS,
                    **extra)
     start, rows = time.perf_counter(), []
-    while not run.done and (not rows or time.perf_counter() - start + rows[-1]["epoch_time_s"] < slice_s):
+    max_epochs = 3 if tiny else SEARCH_EPOCHS
+    while len(rows) < max_epochs and (not rows or time.perf_counter() - start + rows[-1]["epoch_time_s"] < slice_s):
         row = run.run_epoch()
         keep = ("epoch", "steps", "epoch_time_s", "train_acc", "valid_acc", "genotype")
         rows.append({k: v for k, v in row.items() if k in keep or (k.startswith("bench_") and "200" in k)})
