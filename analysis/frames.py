@@ -15,13 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from search_spaces.space import DEFAULT_SPACE
+
 BENCH_PREFIX = "bench_"
 HP_PREFIX = "hp_"
-#: Ways of naming the row (categorical choice) of a space's group, for plot labels. NB201's edges are listed
-#: in the benchmark's order (1<-0), (2<-0), (2<-1), (3<-0), (3<-1), (3<-2) (search_spaces.nb201.encoding.EDGES).
-ROW_LABELS: dict[tuple[str, str], tuple[str, ...]] = {
-    ("nb201", "edges"): ("1←0", "2←0", "2←1", "3←0", "3←1", "3←2"),
-}
 
 
 def dataset_token(dataset: str) -> str:
@@ -57,29 +54,16 @@ def test_column(df: pd.DataFrame, dataset: str) -> str | None:
 
 @lru_cache(maxsize=4)
 def _open_cached(space: str, path: str, mtime: float):
-    try:
-        from search_spaces.benchmarks.registry import open_benchmark
-    except ImportError:
-        try:
-            from search_spaces.benchmarks import open_benchmark
-        except ImportError:
-            open_benchmark = None
-    if open_benchmark is None:  # the registry is not importable: NB201 is the one table we can open directly
-        if space != "nb201":
-            raise ValueError(f"no ground-truth benchmark reader for search space {space!r}")
-        from search_spaces.benchmarks.nb201 import NB201Benchmark
+    from search_spaces.benchmarks.registry import open_benchmark
+    from search_spaces.space import get_space
 
-        return NB201Benchmark.open(path)
-    try:
-        from search_spaces.space import get_space
-
-        name = get_space(space).benchmark_name or space
-    except ValueError:
-        name = space
+    name = get_space(space).benchmark_name
+    if name is None:
+        raise ValueError(f"search space {space!r} has no ground-truth benchmark to open {path} with")
     return open_benchmark(name, path)
 
 
-def open_benchmark_table(path: str | Path, space: str = "nb201"):
+def open_benchmark_table(path: str | Path, space: str = DEFAULT_SPACE):
     """The ground-truth table of a search space (search_spaces.benchmarks), cached per file and mtime; a
     packaged table's name (`nb201`) stands for its file."""
     from search_spaces.benchmarks.registry import is_builtin_reference, table_path
@@ -90,9 +74,10 @@ def open_benchmark_table(path: str | Path, space: str = "nb201"):
     return _open_cached(str(space), str(path.resolve()), path.stat().st_mtime)
 
 
-def attach_ground_truth(df: pd.DataFrame, bench, arch_column: str = "arch", epochs: int = 200) -> pd.DataFrame:
+def attach_ground_truth(df: pd.DataFrame, bench, arch_column: str = "arch", epochs: int | None = None) -> pd.DataFrame:
     """`df` plus the bench_* columns of `arch_column` it does not have yet, looked up in `bench`
-    (a search_spaces.benchmarks Benchmark). Architectures the table lacks get NaN."""
+    (a search_spaces.benchmarks Benchmark) at `epochs` (default: the benchmark's own default budget).
+    Architectures the table lacks get NaN."""
     if df.empty or arch_column not in df.columns:
         return df
     records = {}
@@ -177,25 +162,24 @@ def _hashable(value):
     return value
 
 
-def option_names(space: str | None, group: str, n: int) -> list[str]:
-    """Names of a group's options from the search-space registry, or 'op0'.. when the space is unknown."""
-    if space:
-        try:
-            from search_spaces.space import get_space
+def _known_space(space: str | None):
+    from search_spaces.space import available_spaces, get_space
 
-            names = list(get_space(str(space)).option_names.get(group, ()))
-        except (ImportError, ValueError):
-            names = []
-        if len(names) == n:
-            return names
-    return [f"op{i}" for i in range(n)]
+    return get_space(str(space)) if space and str(space) in available_spaces() else None
+
+
+def option_names(space: str | None, group: str, n: int) -> list[str]:
+    """Names of a group's options from the space (`option_names`), or 'op0'.. when the space is unknown."""
+    sp = _known_space(space)
+    names = list(sp.option_names.get(group, ())) if sp is not None else []
+    return names if len(names) == n else [f"op{i}" for i in range(n)]
 
 
 def choice_labels(space: str | None, group: str, n: int) -> list[str]:
-    labels = ROW_LABELS.get((str(space), group))
-    if labels and len(labels) == n:
-        return list(labels)
-    return [f"{group}[{i}]" for i in range(n)]
+    """Labels of a group's rows from the space (`row_names`), or 'group[i]' when the space is unknown."""
+    sp = _known_space(space)
+    labels = sp.row_names(group) if sp is not None and group in sp.arch_shapes else []
+    return list(labels) if len(labels) == n else [f"{group}[{i}]" for i in range(n)]
 
 
 def op_probabilities(epochs: pd.DataFrame) -> pd.DataFrame:

@@ -34,6 +34,7 @@ from analysis.frames import (  # noqa: E402
     test_column,
 )
 from analysis.load import RunTables  # noqa: E402
+from search_spaces.space import DEFAULT_SPACE  # noqa: E402
 
 DPI = 120
 #: heatmaps of at most this many epochs get the probability printed in every cell
@@ -345,7 +346,7 @@ def all_plots(tables: RunTables, out_dir: str | Path, benchmark: str | Path | No
     """
     out_dir = Path(out_dir)
     if benchmark is not None:
-        space = _first(tables.trials, "space") or _first(tables.epochs, "space") or "nb201"
+        space = _first(tables.trials, "space") or _first(tables.epochs, "space") or DEFAULT_SPACE
         bench = open_benchmark_table(benchmark, space)
         tables = replace(tables, epochs=attach_ground_truth(tables.epochs, bench, "genotype"),
                          samples=attach_ground_truth(tables.samples, bench, "arch"))

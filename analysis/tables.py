@@ -1,10 +1,10 @@
 """Paper-style result tables: per selection rule, method x data set, mean ± std over seeds of the chosen
 architectures' ground-truth accuracies, next to the benchmark optimum and published results.
 
-Layout follows NAS-Bench-201 (Dong & Yang, ICLR 2020, Table 5): rows = methods, column groups CIFAR-10,
-CIFAR-100, ImageNet16-120, each with valid and test. As in that table, CIFAR-10 "valid" is the cifar10-valid
-model (trained on 25k images) on the held-out 25k, and CIFAR-10 "test" the model trained on all 50k on the test
-set; CIFAR-100 / ImageNet16-120 valid and test are the two halves of their test sets.
+The columns belong to the space's benchmark (`Benchmark.report_columns`, e.g. NB201's Table 5 of Dong & Yang,
+ICLR 2020: CIFAR-10, CIFAR-100, ImageNet16-120, each valid and test; NB101's valid and test); without a
+benchmark they are the bench_* columns the data hold. Published rows come from the space
+(`SearchSpace.reference_rows`), none where none are published.
 
 The canonical form is a long frame (one row per table row and column: kind, label, source, group, split,
 metric, n, mean, std) — `paper_rows`; `to_markdown`, `to_latex` and CSV render it. std is the sample standard
@@ -13,7 +13,7 @@ deviation over seeds (pandas' default, ddof=1); it is empty where only one seed 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -27,35 +27,47 @@ from analysis.frames import (
     config_label,
     hp_columns,
     open_benchmark_table,
+    split_bench_column,
 )
 from analysis.load import RunTables
+from search_spaces.benchmarks.base import ReportColumn
+from search_spaces.benchmarks.published import ROW_COLUMNS, published_rows
+from search_spaces.space import DEFAULT_SPACE, get_space
 
-PUBLISHED_CSV = Path(__file__).with_name("published.csv")
 ARGMAX = "argmax"
 OK_STATUS = "TERMINATED"
-ROW_COLUMNS = ["kind", "label", "source", "group", "split", "metric", "n", "mean", "std"]
 
 
-@dataclass(frozen=True)
-class PaperColumn:
-    """One column of the paper's table: its group and split, its key in published.csv, and the bench columns
-    that hold it (the first one present in the data is used)."""
-
-    group: str
-    split: str
-    key: str
-    bench: tuple[str, ...]
+# ---- the space and its columns ----------------------------------------------------------------------------
+def run_space(frame: pd.DataFrame) -> str:
+    """The search space of a frame's rows (its `space` column), else the registry's default."""
+    if "space" in frame.columns and frame["space"].notna().any():
+        return str(frame["space"].dropna().iloc[0])
+    return DEFAULT_SPACE
 
 
-PAPER_COLUMNS: tuple[PaperColumn, ...] = (
-    PaperColumn("CIFAR-10", "valid", "cifar10_valid", ("bench_cifar10_valid_valid",)),
-    PaperColumn("CIFAR-10", "test", "cifar10_test", ("bench_cifar10_test", "bench_cifar10_valid_test")),
-    PaperColumn("CIFAR-100", "valid", "cifar100_valid", ("bench_cifar100_valid",)),
-    PaperColumn("CIFAR-100", "test", "cifar100_test", ("bench_cifar100_test",)),
-    PaperColumn("ImageNet16-120", "valid", "imagenet16_120_valid", ("bench_imagenet16_120_valid",)),
-    PaperColumn("ImageNet16-120", "test", "imagenet16_120_test", ("bench_imagenet16_120_test",)),
-)
-GROUPS: tuple[str, ...] = tuple(dict.fromkeys(c.group for c in PAPER_COLUMNS))
+def run_dataset(frame: pd.DataFrame) -> str | None:
+    """The searched data set of a frame's rows (its `dataset` column), if any."""
+    if "dataset" in frame.columns and frame["dataset"].notna().any():
+        return str(frame["dataset"].dropna().iloc[0])
+    return None
+
+
+def report_columns(space: str, data: pd.DataFrame | None = None) -> tuple[ReportColumn, ...]:
+    """The table's columns: the space's benchmark's `report_columns`, unless `data` holds bench_* columns and
+    none of them; then one column per bench_* column of `data` (group = its data set token)."""
+    from search_spaces.benchmarks.registry import benchmark_class
+
+    name = get_space(space).benchmark_name
+    own = benchmark_class(name).report_columns if name else ()
+    present = bench_columns(data) if data is not None else []
+    if own and (not present or any(b in present for c in own for b in c.bench)):
+        return tuple(own)
+    out = []
+    for col in present:
+        dataset, split = split_bench_column(col)
+        out.append(ReportColumn(dataset, split, col.removeprefix("bench_"), (col,)))
+    return tuple(out)
 
 
 # ---- the selections ---------------------------------------------------------------------------------------
@@ -96,10 +108,8 @@ def selections_frame(tables: RunTables, benchmark: str | Path | None = None) -> 
             notes.append(f"{int(bad.sum())} selection row(s) of {n_trials} unfinished or failed trial(s) left out")
             sel = sel[~bad]
     if benchmark is not None and len(sel):
-        space = str(sel["space"].dropna().iloc[0]) if "space" in sel.columns and sel["space"].notna().any() \
-            else "nb201"
         before = set(sel.columns)
-        sel = attach_ground_truth(sel, open_benchmark_table(benchmark, space))
+        sel = attach_ground_truth(sel, open_benchmark_table(benchmark, run_space(sel)))
         added = sorted(set(sel.columns) - before)
         if added:
             notes.append(f"ground truth of the selected architectures looked up in {Path(benchmark).name}: "
@@ -139,13 +149,15 @@ def summarize(sel: pd.DataFrame, rule: str = ARGMAX) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def run_rows(sel: pd.DataFrame, rule: str = ARGMAX) -> pd.DataFrame:
-    """The table rows of this run for one rule, in the long row format (kind 'run')."""
+def run_rows(sel: pd.DataFrame, rule: str = ARGMAX, columns: Sequence[ReportColumn] | None = None) -> pd.DataFrame:
+    """The table rows of this run for one rule, in the long row format (kind 'run'), over `columns`
+    (default: `report_columns` of the run's space and data)."""
     summary = summarize(sel, rule)
+    columns = report_columns(run_space(sel), sel) if columns is None else columns
     out = []
     for label in dict.fromkeys(summary["label"]) if len(summary) else []:
         mine = summary[summary["label"] == label].set_index("metric")
-        for col in PAPER_COLUMNS:
+        for col in columns:
             metric = next((b for b in col.bench if b in mine.index and mine.at[b, "n"] > 0), None)
             rec = mine.loc[metric] if metric else None
             out.append({"kind": "run", "label": label, "source": "this sweep", "group": col.group,
@@ -156,15 +168,18 @@ def run_rows(sel: pd.DataFrame, rule: str = ARGMAX) -> pd.DataFrame:
 
 
 # ---- reference rows ---------------------------------------------------------------------------------------
-def benchmark_optimum(path: str | Path, space: str = "nb201", epochs: int = 200) -> pd.DataFrame:
-    """The best accuracy of the whole benchmark table in every paper column (each column on its own, as the
-    NAS-Bench-201 paper's 'optimal' row), in the long row format (kind 'benchmark')."""
+def benchmark_optimum(path: str | Path, space: str = DEFAULT_SPACE, epochs: int | None = None,
+                      columns: Sequence[ReportColumn] | None = None) -> pd.DataFrame:
+    """The best accuracy of the whole benchmark table in every column (each column on its own, as the
+    NAS-Bench-201 paper's 'optimal' row), at `epochs` (default: the benchmark's default budget), in the long
+    row format (kind 'benchmark')."""
     from search_spaces.benchmarks.base import bench_column
 
     bench = open_benchmark_table(path, space)
+    epochs = bench.budget(epochs)
     by_name = {bench_column(d, s): (d, s, e) for d, s, e in bench.available() if e == epochs}
     out = []
-    for col in PAPER_COLUMNS:
+    for col in report_columns(space) if columns is None else columns:
         metric = next((b for b in col.bench if b in by_name), None)
         best = float(np.nanmax(bench.column(*by_name[metric]))) if metric else np.nan
         out.append({"kind": "benchmark", "label": "optimum (benchmark table)",
@@ -174,45 +189,29 @@ def benchmark_optimum(path: str | Path, space: str = "nb201", epochs: int = 200)
     return pd.DataFrame(out, columns=ROW_COLUMNS)
 
 
-def published_rows(path: str | Path = PUBLISHED_CSV) -> pd.DataFrame:
-    """Published results (analysis/published.csv: one source per row) in the long row format."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"published results file not found: {path}")
-    table = pd.read_csv(path)
-    needed = {"method", "source", "where"} | {c.key for c in PAPER_COLUMNS}
-    missing = needed - set(table.columns)
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {sorted(missing)}")
-    out = []
-    for rec in table.to_dict("records"):
-        selection = rec.get("selection")
-        label = f"{rec['method']} (published)"
-        source = f"{rec['source']}, {rec['where']}"
-        if isinstance(rec.get("search_dataset"), str):
-            source += f"; searched on {rec['search_dataset']}"
-        if isinstance(selection, str) and selection not in (ARGMAX, "best per column"):
-            source += f"; selection: {selection}"
-        for col in PAPER_COLUMNS:
-            mean = rec.get(col.key)
-            std = rec.get(f"{col.key}_std")
-            out.append({"kind": "published", "label": label, "source": source, "group": col.group,
-                        "split": col.split, "metric": col.key, "n": np.nan,
-                        "mean": float(mean) if pd.notna(mean) else np.nan,
-                        "std": float(std) if pd.notna(std) else np.nan})
-    return pd.DataFrame(out, columns=ROW_COLUMNS)
+def reference_rows(space: str, dataset: str | None, columns: Sequence[ReportColumn],
+                   published: bool | str | Path = True) -> pd.DataFrame:
+    """Published rows: the space's own (`SearchSpace.reference_rows`) with `published=True`, those of a
+    CSV file (search_spaces.benchmarks.published) given as a path, none with False."""
+    if published is False:
+        return pd.DataFrame(columns=ROW_COLUMNS)
+    if published is True:
+        return get_space(space).reference_rows(dataset or "")
+    return published_rows(published, columns)
 
 
 def paper_rows(tables_or_sel: RunTables | pd.DataFrame, rule: str = ARGMAX, benchmark: str | Path | None = None,
-               published: bool | str | Path = True, space: str = "nb201") -> pd.DataFrame:
+               published: bool | str | Path = True, space: str | None = None) -> pd.DataFrame:
     """This sweep's rows for `rule`, then the benchmark optimum (when `benchmark` names a table file), then
-    the published rows (analysis/published.csv, or the given file; False for none)."""
+    the published rows (the space's own, or the given CSV file; False for none). `space` defaults to the
+    run's own (its `space` column)."""
     sel = selections_frame(tables_or_sel, benchmark)[0] if isinstance(tables_or_sel, RunTables) else tables_or_sel
-    parts = [run_rows(sel, rule)]
+    space = space or run_space(sel)
+    columns = report_columns(space, sel)
+    parts = [run_rows(sel, rule, columns)]
     if benchmark is not None:
-        parts.append(benchmark_optimum(benchmark, space=space))
-    if published is not False:
-        parts.append(published_rows(PUBLISHED_CSV if published is True else published))
+        parts.append(benchmark_optimum(benchmark, space=space, columns=columns))
+    parts.append(reference_rows(space, run_dataset(sel), columns, published))
     parts = [p for p in parts if len(p)]
     if not parts:
         return pd.DataFrame(columns=ROW_COLUMNS)
@@ -236,14 +235,21 @@ def _rows_in_order(rows: pd.DataFrame) -> list[tuple[str, str, str, pd.DataFrame
     return out
 
 
+def table_columns(rows: pd.DataFrame) -> list[tuple[str, str]]:
+    """The (group, split) columns of long rows, in order of first appearance."""
+    if rows.empty:
+        return []
+    return list(dict.fromkeys(zip(rows["group"], rows["split"])))
+
+
 def layout(rows: pd.DataFrame) -> pd.DataFrame:
     """The paper layout as strings: index = row label, columns (group, split) plus ('', 'seeds'/'source')."""
     data, index = [], []
-    columns = pd.MultiIndex.from_tuples([(c.group, c.split) for c in PAPER_COLUMNS] + [("", "seeds"),
-                                                                                     ("", "source")])
+    cols = [ReportColumn(g, s, "", ()) for g, s in table_columns(rows)]
+    columns = pd.MultiIndex.from_tuples([(c.group, c.split) for c in cols] + [("", "seeds"), ("", "source")])
     for label, kind, source, part in _rows_in_order(rows):
         cells = []
-        for col in PAPER_COLUMNS:
+        for col in cols:
             hit = part[(part["group"] == col.group) & (part["split"] == col.split)]
             cells.append(_cell(hit["mean"].iloc[0], hit["std"].iloc[0]) if len(hit) else "–")
         seeds = int(part["n"].max()) if kind == "run" and part["n"].notna().any() else ""
@@ -260,12 +266,13 @@ def _md_escape(text: str) -> str:
 def to_markdown(rows: pd.DataFrame, title: str | None = None) -> str:
     """A Markdown table (one header row 'CIFAR-10 valid', ...) followed by the sources of its rows."""
     table = layout(rows)
-    header = ["Method"] + [f"{c.group} {c.split}" for c in PAPER_COLUMNS] + ["Seeds"]
+    cols = table_columns(rows)
+    header = ["Method"] + [f"{g} {s}" for g, s in cols] + ["Seeds"]
     lines = [f"**{title}**", ""] if title else []
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "|".join([":---"] + ["---:"] * (len(header) - 1)) + "|")
     for label, rec in table.iterrows():
-        cells = [_md_escape(label)] + [rec[(c.group, c.split)] for c in PAPER_COLUMNS] + [rec[("", "seeds")]]
+        cells = [_md_escape(label)] + [rec[c] for c in cols] + [rec[("", "seeds")]]
         lines.append("| " + " | ".join(cells) + " |")
     sources = [(label, rec[("", "source")]) for label, rec in table.iterrows() if rec[("", "source")] != "this sweep"]
     if sources:
@@ -286,7 +293,8 @@ def to_latex(rows: pd.DataFrame, caption: str | None = None, label: str | None =
     """A booktabs LaTeX table with the paper's two-level header; sources go into the table notes."""
     table = layout(rows)
     kinds = {lab: kind for lab, kind, _, _ in _rows_in_order(rows)} if len(rows) else {}
-    n_cols = len(PAPER_COLUMNS)
+    cols = table_columns(rows)
+    n_cols = len(cols)
     lines = [r"\begin{table}[t]", r"\centering", r"\small"]
     if caption:
         lines.append(rf"\caption{{{latex_escape(caption)}}}")
@@ -296,14 +304,14 @@ def to_latex(rows: pd.DataFrame, caption: str | None = None, label: str | None =
     lines.append(r"\toprule")
     head, rules_ = ["Method"], []
     col = 2
-    for group in GROUPS:
-        width = sum(1 for c in PAPER_COLUMNS if c.group == group)
+    for group in dict.fromkeys(g for g, _ in cols):
+        width = sum(1 for g, _ in cols if g == group)
         head.append(rf"\multicolumn{{{width}}}{{c}}{{{latex_escape(group)}}}")
         rules_.append(rf"\cmidrule(lr){{{col}-{col + width - 1}}}")
         col += width
     lines.append(" & ".join(head) + r" \\")
     lines.append(" ".join(rules_))
-    lines.append(" & ".join([""] + [c.split for c in PAPER_COLUMNS]) + r" \\")
+    lines.append(" & ".join([""] + [split for _, split in cols]) + r" \\")
     lines.append(r"\midrule")
     previous = None
     notes = []
@@ -313,8 +321,8 @@ def to_latex(rows: pd.DataFrame, caption: str | None = None, label: str | None =
             lines.append(r"\midrule")
         previous = kind
         cells = [latex_escape(lab)]
-        for c in PAPER_COLUMNS:
-            hit = rows[(rows["label"] == lab) & (rows["group"] == c.group) & (rows["split"] == c.split)]
+        for group, split in cols:
+            hit = rows[(rows["label"] == lab) & (rows["group"] == group) & (rows["split"] == split)]
             cells.append(_cell(hit["mean"].iloc[0], hit["std"].iloc[0], latex=True) if len(hit) else "--")
         lines.append(" & ".join(cells) + r" \\")
         if rec[("", "source")] != "this sweep":
@@ -346,11 +354,14 @@ def write_paper_tables(tables: RunTables, out_dir: str | Path, benchmark: str | 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     sel, _ = selections_frame(tables, benchmark)
-    space = str(sel["space"].dropna().iloc[0]) if "space" in sel.columns and sel["space"].notna().any() else "nb201"
-    reference = paper_rows(sel.iloc[0:0], benchmark=benchmark, published=published, space=space)
+    space = run_space(sel)
+    columns = report_columns(space, sel)
+    reference = [benchmark_optimum(benchmark, space=space, columns=columns)] if benchmark is not None else []
+    reference.append(reference_rows(space, run_dataset(sel), columns, published))
     written: dict[str, dict[str, Path]] = {}
     for rule in rules(sel):
-        rows = pd.concat([run_rows(sel, rule), reference], ignore_index=True)
+        parts = [p for p in (run_rows(sel, rule, columns), *reference) if len(p)]
+        rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=ROW_COLUMNS)
         title = f"Selection rule {rule}: {rule_title(rule)}"
         stem = out_dir / f"table_{_slug(rule)}"
         paths = {"md": stem.with_suffix(".md"), "tex": stem.with_suffix(".tex"), "csv": stem.with_suffix(".csv")}

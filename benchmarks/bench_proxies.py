@@ -53,7 +53,7 @@ def ray_rate(archs, batch, in_flight: int, C: int, N: int, archs_per_task: int) 
 
     start = time.perf_counter()
     score_distributed(archs, batch, ["naswot"], on_rows=lambda rows: None, archs_per_task=archs_per_task,
-                      C=C, N=N, max_in_flight=in_flight, progress=False)
+                      space="nb201", size={"C": C, "N": N}, max_in_flight=in_flight, progress=False)
     return len(archs) / (time.perf_counter() - start)
 
 

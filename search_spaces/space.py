@@ -2,7 +2,10 @@
 
 A space describes its architecture parameters as named groups of categorical choices
 (`arch_shapes[name] = (rows, options)`: one categorical per row), builds a supernet whose forward takes
-per-group weights, turns per-choice scores into a discrete architecture, and builds derived networks.
+per-group weights, turns per-row probabilities into a discrete architecture (`discretize`, which owns every
+rule beyond a per-row argmax), builds derived networks, and owns its specifics: network sizes for the search
+and for proxies, labels, published reference rows, an optional picture of an architecture and optional
+enumeration of the whole space. Generic layers ask the space; they never branch on its name.
 """
 
 from __future__ import annotations
@@ -10,9 +13,14 @@ from __future__ import annotations
 import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:  # only for annotations: a space imports neither pandas nor matplotlib to be built
+    import pandas as pd
+    from matplotlib.figure import Figure
 
 # name -> ("module:attribute", keyword arguments); imported lazily so that a space's dependencies load only
 # when it is used.
@@ -24,12 +32,16 @@ _SPACES: dict[str, tuple[str, dict]] = {
     "darts": ("search_spaces.darts.space:DartsSpace", {}),
 }
 
+#: the space a config or spec uses when it names none.
+DEFAULT_SPACE = "nb201"
+
 ArchWeights = Mapping[str, torch.Tensor]
 ActiveOps = Mapping[str, Sequence[Sequence[int]]]
 
 
 class SearchSpace(ABC):
-    """One cell search space: shapes of its choices, its supernet, discretisation and derived networks."""
+    """One cell search space: shapes of its choices, its supernet, discretisation, derived networks, and
+    the specifics that generic code asks for (sizes, labels, reference rows, pictures, enumeration)."""
 
     name: str
     #: group name -> (rows, options); each row is one categorical choice (e.g. NB201: {"edges": (6, 5)}).
@@ -38,26 +50,81 @@ class SearchSpace(ABC):
     option_names: Mapping[str, Sequence[str]]
     #: name of the ground-truth benchmark (`search_spaces.benchmarks.open_benchmark`), or None.
     benchmark_name: str | None = None
+    #: the size keywords of `supernet` and their search defaults (e.g. NB201 {"C": 16, "N": 5}).
+    search_size: ClassVar[Mapping[str, int]] = {}
+    #: the size keywords of `network` and the defaults of the networks that proxies score.
+    proxy_size: ClassVar[Mapping[str, int]] = {}
+    #: other keywords `network` takes (e.g. DARTS' "auxiliary", "imagenet" for final training); none by default.
+    network_extras: ClassVar[tuple[str, ...]] = ()
+    #: search-config defaults of this space where they differ from the generic ones (keys of
+    #: `trainables.search_config.SearchConfig`, e.g. DARTS' weight decay 3e-4); a config's own keys win.
+    search_defaults: ClassVar[Mapping[str, Any]] = {}
+
+    # ----- what every space implements ----------------------------------------------------------------
+    @abstractmethod
+    def supernet(self, num_classes: int, **size: int) -> nn.Module:
+        """A supernet whose `forward(x, weights: ArchWeights, active: ActiveOps | None)` returns logits;
+        `size` holds keys of `search_size` (missing ones take its defaults)."""
 
     @abstractmethod
-    def supernet(self, C: int, N: int, num_classes: int) -> nn.Module:
-        """A supernet whose `forward(x, weights: ArchWeights, active: ActiveOps | None)` returns logits."""
+    def discretize(self, probs: ArchWeights) -> str:
+        """Per group, a [rows, options] tensor of per-row probabilities (rows sum to 1; the same meaning
+        for every method) -> canonical architecture string. Ties break towards the lower index."""
 
     @abstractmethod
-    def discretize(self, scores: ArchWeights) -> str:
-        """Per-choice scores (any real numbers; larger = preferred) -> canonical architecture string."""
-
-    @abstractmethod
-    def network(self, arch: str, num_classes: int = 10, C: int = 16, N: int = 5) -> nn.Module:
-        """The derived (evaluation) network of a canonical architecture string."""
+    def network(self, arch: str, num_classes: int = 10, **size: int) -> nn.Module:
+        """The derived (evaluation) network of a canonical architecture string; `size` holds keys of
+        `proxy_size` (missing ones take its defaults) and of `network_extras`. A network built with an
+        auxiliary head returns (logits, aux_logits) in training mode; one with drop path has a float
+        attribute `drop_path_prob` (0 = off, never applied in eval mode)."""
 
     @abstractmethod
     def canonical(self, arch: str) -> str:
         """Validate and normalise an architecture string (ValueError naming the bad token)."""
 
+    # ----- optional, with generic defaults -------------------------------------------------------------
     def one_hot(self, arch: str, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
-        """Scores whose discretisation is `arch` (used to evaluate a discrete architecture in the supernet)."""
-        raise NotImplementedError(f"space {self.name!r} does not encode architectures as one-hot scores")
+        """Supernet weights that compute the discrete `arch` (one-hot rows, or multi-hot where a space picks
+        several options of a row); their discretisation is `arch`."""
+        raise NotImplementedError(f"space {self.name!r} does not encode architectures as one-hot weights")
+
+    def row_names(self, group: str) -> list[str]:
+        """Labels of the rows (categorical choices) of a group, for plots; default 'group[i]'."""
+        rows, _ = self.arch_shapes[group]
+        return [f"{group}[{i}]" for i in range(rows)]
+
+    def reference_rows(self, dataset: str) -> pd.DataFrame:
+        """Published results that apply to this space and data set, in the long row format of results tables
+        (`search_spaces.benchmarks.published.ROW_COLUMNS`); empty where none are published."""
+        import pandas as pd
+
+        from search_spaces.benchmarks.published import ROW_COLUMNS
+
+        return pd.DataFrame(columns=ROW_COLUMNS)
+
+    def draw(self, arch: str) -> Figure | None:
+        """A picture of an architecture (e.g. DARTS' normal and reduction cells); None where there is none."""
+        return None
+
+    def enumerate(self) -> list[str]:
+        """Every architecture of the space, canonical; a ValueError where enumeration does not apply."""
+        raise ValueError(f"space {self.name!r} cannot be enumerated; pass an architecture list instead")
+
+    # ----- size keywords ------------------------------------------------------------------------------
+    def sizes(self, kind: str, given: Mapping[str, Any] | None = None, *, field: str = "") -> dict[str, int]:
+        """`search_size` or `proxy_size` (`kind` = 'search' | 'proxy') updated with `given`; a key the space
+        does not take, or a value that is not an integer >= 1, is a ValueError naming `<field>.<key>`."""
+        defaults = {"search": self.search_size, "proxy": self.proxy_size}[kind]
+        out = dict(defaults)
+        for key, value in (given or {}).items():
+            where = f"{field}.{key}" if field else key
+            if key not in defaults:
+                raise ValueError(f"{where}: space {self.name!r} takes no size key {key!r} (got {value!r}); its "
+                                 f"{kind} size keys: {', '.join(defaults) or '(none)'}")
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{where}: must be an integer >= 1 (got {value!r})")
+            out[key] = value
+        return out
 
 
 def available_spaces() -> list[str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,25 +20,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from search_spaces.space import DEFAULT_SPACE, get_space
 from trainables import proxies
 from trainables.sampling import score_distributed
 
 log = logging.getLogger(__name__)
 
 
-def all_architectures(space: str) -> list[str]:
-    if space != "nb201":
-        raise ValueError(f"enumerating the whole space is implemented for nb201 only, got {space!r}; "
-                         "pass an architecture list file instead")
-    from search_spaces.nb201 import all_architectures as nb201_all
-
-    return nb201_all()
-
-
-def read_arch_list(path: str | os.PathLike, space: str = "nb201") -> list[str]:
+def read_arch_list(path: str | os.PathLike, space: str = DEFAULT_SPACE) -> list[str]:
     """One architecture string per line (blank lines and '#' comments ignored), validated and canonical."""
-    from search_spaces.space import get_space
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"architecture list not found: {path}")
@@ -80,18 +70,20 @@ def _write_chunk(out: Path, rows: list[dict[str, Any]], names: Sequence[str]) ->
 
 
 def score_space(out: str | os.PathLike, batch: tuple[torch.Tensor, torch.Tensor], names: Sequence[str], *,
-                archs: Sequence[str] | None = None, space: str = "nb201", num_classes: int = 10, C: int = 16,
-                N: int = 5, seed: int = 0, archs_per_task: int = 50, flush_every: int = 500, cpu: float = 1.0,
+                archs: Sequence[str] | None = None, space: str = DEFAULT_SPACE, num_classes: int = 10,
+                size: Mapping[str, int] | None = None, seed: int = 0, archs_per_task: int = 50,
+                flush_every: int = 500, cpu: float = 1.0,
                 gpu: float = 0.0, max_in_flight: int | None = None, progress: bool = True,
                 channels_last: bool = False) -> dict[str, int]:
-    """Score `archs` (default: the whole space) not yet under `out`; returns counts {total, skipped, scored}.
+    """Score `archs` (default: the whole space, `SearchSpace.enumerate()`) not yet under `out`; returns counts
+    {total, skipped, scored}. Networks take the space's `proxy_size` updated with `size`.
 
     Ray must be initialised by the caller. Every network is built with weights seeded by `seed`, so a
     resumed run gives the same numbers as an uninterrupted one.
     """
     names = proxies.validate_names(names)
     out = Path(out)
-    archs = list(archs) if archs is not None else all_architectures(space)
+    archs = list(archs) if archs is not None else get_space(space).enumerate()
     done = scored_architectures(out)
     existing = _existing_names(out)
     if existing is not None and existing != list(names):
@@ -107,7 +99,7 @@ def score_space(out: str | os.PathLike, batch: tuple[torch.Tensor, torch.Tensor]
 
     if todo:
         score_distributed(todo, batch, names, on_rows=on_rows, archs_per_task=archs_per_task, space=space,
-                          num_classes=num_classes, C=C, N=N, seed=seed, cpu=cpu, gpu=gpu,
+                          num_classes=num_classes, size=size, seed=seed, cpu=cpu, gpu=gpu,
                           max_in_flight=max_in_flight, progress=progress, desc="scoring space",
                           channels_last=channels_last)
         if buffer:

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from search_spaces.data import dataset_spec, load_splits
 from search_spaces.data.device import DeviceDataset
 from search_spaces.space import get_space
+from trainables.checkpoints import load_rng_state, rng_state, save_atomic
 from trainables.methods import ArchDistribution, ArchStepContext, EdgeWeights, make_distribution
 from trainables.methods.arch_params import detached_copy
 from trainables.search_config import SearchConfig, default_channels_last, parse_config
@@ -42,6 +43,8 @@ from trainables.search_config import SearchConfig, default_channels_last, parse_
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = 1
+#: the SearchRun file's name inside a Tune checkpoint folder.
+CHECKPOINT_FILE = "search.pt"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -108,7 +111,7 @@ class SearchRun:
         self.num_classes = splits["search-train"].num_classes
 
         torch.manual_seed(cfg.seed)
-        model = self.space.supernet(cfg.C, cfg.N, self.num_classes).to(self.device)
+        model = self.space.supernet(num_classes=self.num_classes, **cfg.size).to(self.device)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model.train()
@@ -256,10 +259,7 @@ class SearchRun:
     # ----- checkpoints ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume exactly (tensors and plain containers: loads with weights_only)."""
-        rng = {"torch": torch.get_rng_state(), "data": self.data_generator.get_state(),
-               "data_device_type": self.device.type}
-        if torch.cuda.is_available():
-            rng["cuda"] = torch.cuda.get_rng_state_all()
+        rng = rng_state(self.data_generator, self.device)
         return detached_copy({
             "format": CHECKPOINT_FORMAT, "config": dict(self.config), "method": self.cfg.method,
             "epoch": self.epoch, "global_step": self.global_step, "num_valid": len(self.valid),
@@ -279,26 +279,13 @@ class SearchRun:
         self.distribution.load_state_dict(state["distribution"])
         self.optimizer.load_state_dict(state["weight_optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        rng = state["rng"]
-        torch.set_rng_state(rng["torch"].cpu())
-        if rng.get("data_device_type") == self.device.type:
-            self.data_generator.set_state(rng["data"].cpu())
-        else:
-            log.warning("checkpoint's data generator is from a %s run; this run is on %s: data order differs",
-                        rng.get("data_device_type"), self.device.type)
-        if "cuda" in rng and torch.cuda.is_available() and len(rng["cuda"]) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
+        load_rng_state(state["rng"], self.data_generator, self.device)
         self.epoch = int(state["epoch"])
         self.global_step = int(state["global_step"])
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the checkpoint atomically (a crash mid-write leaves the previous file in place)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, path)
-        return path
+        return save_atomic(self.state_dict(), path)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> SearchRun:
@@ -307,6 +294,12 @@ class SearchRun:
         run = cls({**state["config"], **(overrides or {})})
         run.load_state_dict(state)
         return run
+
+
+def checkpoint_file(path: str | os.PathLike) -> str:
+    """The SearchRun file of a trial: `path` itself, or `CHECKPOINT_FILE` inside a Tune checkpoint folder."""
+    p = Path(path)
+    return str(p / CHECKPOINT_FILE if p.is_dir() else p)
 
 
 def _load(path: str | os.PathLike, map_location) -> dict[str, Any]:
@@ -318,8 +311,9 @@ def _load(path: str | os.PathLike, map_location) -> dict[str, Any]:
 
 def load_distribution(checkpoint_path: str | os.PathLike,
                       device: torch.device | str = "cpu") -> tuple[ArchDistribution, dict[str, Any]]:
-    """The trained distribution of a checkpoint (and the run's config), without supernet or data."""
-    state = _load(checkpoint_path, device)
+    """The trained distribution of a checkpoint file or Tune checkpoint folder (and the run's config),
+    without supernet or data."""
+    state = _load(checkpoint_file(checkpoint_path), device)
     config = state["config"]
     dist = make_distribution(state["method"], get_space(config["space"]), dict(config["method_params"]),
                              num_valid=state["num_valid"], device=device, seed=config["seed"])

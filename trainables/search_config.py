@@ -2,7 +2,9 @@
 
 Defaults follow NB201's DARTS search (Dong & Yang, ICLR 2020; xautodl configs/nas-benchmark/algos/
 DARTS.config): SGD lr 0.025 -> 0.001 cosine, momentum 0.9, Nesterov, weight decay 5e-4, batch 64,
-50 epochs, gradient clip 5, C=16, N=5. Unknown keys and bad values raise one ValueError naming them.
+50 epochs, gradient clip 5. The supernet's size keys (e.g. NB201's C and N) belong to the space: the config
+takes them as top-level keys, `SearchSpace.search_size` gives their defaults, and a key the chosen space
+does not take is an error naming it. Unknown keys and bad values raise one ValueError naming them.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from search_spaces.data import DATASETS
-from search_spaces.space import available_spaces
+from search_spaces.space import DEFAULT_SPACE, available_spaces, get_space
 from trainables.methods import available_methods, get_method
 
 
@@ -30,11 +32,12 @@ _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
 class SearchConfig(BaseModel):
-    """One search run. `method_params` are the method's hyper-parameters (its `defaults` list them)."""
+    """One search run. `method_params` are the method's hyper-parameters (its `defaults` list them); extra
+    top-level keys are the space's size keys (`size` gives them with the space's defaults filled in)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True)
 
-    space: SpaceName = "nb201"
+    space: SpaceName = DEFAULT_SPACE
     dataset: str = "cifar10"
     data_root: str | None = None  # None: $BALENAS_DATA_ROOT, else the per-user cache
     download: bool = True  # fetch missing CIFAR-10/100 into data_root (False: air-gapped, error instead)
@@ -44,8 +47,6 @@ class SearchConfig(BaseModel):
     method_params: dict[str, Any] = Field(default_factory=dict)
     epochs: int = Field(50, ge=1)
     batch_size: int = Field(64, ge=1)
-    C: int = Field(16, ge=1)
-    N: int = Field(5, ge=1)
     seed: int = Field(0, ge=0)
     device: str = "auto"
     steps_per_epoch: int | None = Field(None, ge=1)  # cap on weight steps per epoch
@@ -85,8 +86,24 @@ class SearchConfig(BaseModel):
             raise ValueError("device must be 'auto', 'cpu', 'mps', 'cuda' or 'cuda:<index>'")
         return v
 
+    @model_validator(mode="before")
+    @classmethod
+    def _space_defaults(cls, data: Any) -> Any:
+        """Keys the config leaves out take the space's `search_defaults` before the generic defaults."""
+        if isinstance(data, dict):
+            space = data.get("space", DEFAULT_SPACE)
+            if isinstance(space, str) and space in available_spaces():
+                data = {**get_space(space).search_defaults, **data}
+        return data
+
+    @property
+    def size(self) -> dict[str, int]:
+        """The supernet's size keywords: the space's `search_size` updated with this config's keys."""
+        return get_space(self.space).sizes("search", self.model_extra)
+
     @model_validator(mode="after")
     def _consistent(self) -> SearchConfig:
+        self.size  # noqa: B018 - a key the space does not take is an error naming it
         if self.w_lr_min > self.w_lr:
             raise ValueError(f"w_lr_min ({self.w_lr_min}) must not exceed w_lr ({self.w_lr})")
         get_method(self.method).validate_params(self.method_params)  # unknown hyper-parameter names

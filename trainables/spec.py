@@ -26,8 +26,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from search_spaces.space import get_space
+from search_spaces.space import DEFAULT_SPACE, get_space
 from trainables.methods import available_methods, get_method
+from trainables.proxy_config import ProxySettings
 from trainables.search_config import SearchConfig, SpaceName
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -84,45 +85,11 @@ class Checkpointing(_Strict):
     num_to_keep: int = Field(2, ge=1)
 
 
-class ProxyResources(_Strict):
-    cpu: float = Field(1.0, gt=0)
-    gpu: float = Field(0.0, ge=0)
-
-
-class Proxies(_Strict):
-    """The proxy stage after the search (BaLeNAS-TF, trainables.sampling): architectures sampled per trial
-    from its final distribution and scored by training-free proxies. Unset keys take the stage's defaults."""
-
-    samples: int | None = Field(None, ge=1)
-    names: list[str] | None = Field(None, min_length=1)
-    batch_size: int | None = Field(None, ge=1)
-    seed: int | None = None
-    archs_per_task: int | None = Field(None, ge=1)
-    data_split: str | None = None
-    C: int | None = Field(None, ge=1)
-    N: int | None = Field(None, ge=1)
-    resources: ProxyResources | None = None
-    combine: list[list[str]] | None = None
-    max_in_flight: int | None = Field(None, ge=1)
-    channels_last: bool | None = None
-
-    @field_validator("names")
-    @classmethod
-    def _known_proxies(cls, v: list[str] | None) -> list[str] | None:
-        from trainables.proxies import validate_names
-
-        if v is None:
-            return v
-        if len(set(v)) != len(v):
-            raise ValueError("proxy names must be unique")
-        return validate_names(v)
-
-
 class SweepSpec(_Strict):
     """A validated sweep. Paths are absolute strings after `load_spec`."""
 
     name: str
-    space: SpaceName = "nb201"
+    space: SpaceName = DEFAULT_SPACE
     dataset: str = "cifar10"
     data_root: str | None = None  # None: $BALENAS_DATA_ROOT, else the per-user cache (resolved by each process)
     download: bool = True  # fetch missing CIFAR-10/100 (false: air-gapped clusters)
@@ -136,7 +103,7 @@ class SweepSpec(_Strict):
     checkpoint: Checkpointing = Field(default_factory=Checkpointing)
     max_concurrent_trials: int | None = Field(None, ge=1)
     storage: str | None = None  # default results folder (the CLI's --storage wins)
-    proxies: Proxies | None = None
+    proxies: ProxySettings | None = None
 
     @field_validator("name")
     @classmethod
@@ -276,13 +243,21 @@ def _type_problems(default: Any, value: Any) -> list[str]:
 def _check_search(spec: SweepSpec) -> list[tuple[str, str]]:
     """Unknown `search` keys, then the full search config of every trial through SearchConfig."""
     problems = []
+    space = get_space(spec.space)
     for key in spec.search:
         if key in _PER_TRIAL_KEYS:
             problems.append((f"search.{key}", f"is set by the spec's top level / methods / seeds, not in search "
                                               f"(got {spec.search[key]!r})"))
-        elif key not in SEARCH_KEYS:
+        elif key not in SEARCH_KEYS and key not in space.search_size:
             problems.append((f"search.{key}", f"unknown search setting (got {spec.search[key]!r}); allowed: "
-                                              f"{', '.join(SEARCH_KEYS)}"))
+                                              f"{', '.join(SEARCH_KEYS)} and space {spec.space!r}'s size keys "
+                                              f"{', '.join(space.search_size) or '(none)'}"))
+    for key in space.search_size:
+        if key in spec.search:
+            try:
+                space.sizes("search", {key: spec.search[key]})
+            except ValueError as err:
+                problems.append((f"search.{key}", str(err).partition(": ")[2]))
     if problems:
         return problems
     seen = set()
@@ -333,14 +308,11 @@ def _check_consistency(spec: SweepSpec) -> list[tuple[str, str]]:
         problems.append(("resources.gpu", f"is 0 but search.device is {device!r}: Ray would hide every GPU "
                                           f"from the trial"))
     if spec.proxies is not None:
-        try:  # the proxy stage's own check (e.g. `combine` naming proxies that are not scored)
-            from trainables.sampling import ProxyStageConfig
-        except ImportError:
-            return problems
-        try:
-            ProxyStageConfig.from_spec(spec.model_dump(mode="json", exclude_none=True))
+        try:  # the network size keys belong to the space
+            spec.proxies.size(spec.space)
         except ValueError as err:
-            problems.append(("proxies", str(err)))
+            loc, _, msg = str(err).partition(": ")
+            problems.append((loc, msg))
     return problems
 
 

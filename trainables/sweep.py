@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from analysis.fsfolder import Folder, is_uri
 from trainables.spec import SweepSpec, validate_spec
 from trainables.trainable import SearchTrainable
 from trainables.tune_results import INTERRUPTED, read_trials
@@ -31,13 +31,16 @@ from trainables.tuner import (
     InterruptAfter,
     TunerPlan,
     build_tuner,
+    check_paths_on_cluster,
     init_ray,
+    joins_cluster,
+    leave_job_working_dir,
     prepare_run_dir,
     with_resources,
 )
 from trainables.tuner import param_space as _param_space
 
-__all__ = ["INTERRUPTED", "InterruptAfter", "SweepResult", "bench_column", "run_sweep", "summary_table"]
+__all__ = ["INTERRUPTED", "InterruptAfter", "SweepResult", "run_sweep", "summary_table", "watched_bench_column"]
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +50,7 @@ EXIT_OK, EXIT_TRIALS_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
 @dataclass
 class SweepResult:
-    run_dir: Path
+    run_dir: Path | Folder  # a Path where the run folder is on a local (or mounted) disk
     trials: pd.DataFrame
     interrupted: bool
 
@@ -62,9 +65,9 @@ class SweepResult:
         return EXIT_TRIALS_FAILED if len(self.failed) else EXIT_OK
 
 
-def tuner_plan(spec: SweepSpec) -> TunerPlan:
-    """The spec's Tune settings."""
-    return TunerPlan(name=spec.name, iterations=spec.epochs,
+def tuner_plan(spec: SweepSpec, *, cluster: bool = False) -> TunerPlan:
+    """The spec's Tune settings (`cluster`: the sweep joins a multi-node cluster; no actor reuse there)."""
+    return TunerPlan(name=spec.name, iterations=spec.epochs, reuse_actors=not cluster,
                      resources={"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
                      max_failures=spec.failure.max_failures, checkpoint_frequency=spec.checkpoint.frequency,
                      checkpoints_to_keep=spec.checkpoint.num_to_keep,
@@ -81,26 +84,44 @@ def param_space(spec: SweepSpec) -> dict[str, Any]:
     return _param_space([t.as_config() for t in spec.trials()])
 
 
-def prepare_sweep_dir(spec: SweepSpec, storage: str | os.PathLike, resume: bool) -> Path:
+def spec_paths(spec: SweepSpec) -> dict[str, str]:
+    """The spec's local files the trials read ({field: path}); data sets and tables named by URI or by a
+    built-in name are not paths."""
+    from search_spaces.benchmarks.registry import is_builtin_reference
+
+    out = {"data_root": spec.data_root, "split_file": spec.split_file}
+    if spec.benchmark and not is_builtin_reference(spec.benchmark):
+        out["benchmark"] = spec.benchmark
+    return {k: v for k, v in out.items() if v and not is_uri(v)}
+
+
+def prepare_sweep_dir(spec: SweepSpec, storage: str | os.PathLike | Folder, resume: bool) -> Folder:
     """The sweep's run folder (see `trainables.tuner.prepare_run_dir`); a resumed one must hold the same trials."""
-    def same_trials(stored_path: Path) -> bool:
-        stored = validate_spec(yaml.safe_load(stored_path.read_text()), source=str(stored_path))
+    def same_trials(stored_text: str) -> bool:
+        stored = validate_spec(yaml.safe_load(stored_text), source=f"{storage}/{spec.name}/spec.yaml")
         return [t.as_config() for t in stored.trials()] == [t.as_config() for t in spec.trials()]
 
     return prepare_run_dir(storage, spec.name, spec.to_yaml(), resume=resume, same_trials=same_trials)
 
 
-def bench_column(dataset: str) -> str:
-    """The benchmark column of the searched data set's test accuracy (e.g. bench_cifar10_test)."""
-    return f"bench_{re.sub(r'[^a-z0-9]+', '_', dataset.lower())}_test"
+def watched_bench_column(spec: SweepSpec) -> str | None:
+    """The ground-truth column worth watching for this sweep (the benchmark's test accuracy on the searched
+    data set, e.g. bench_cifar10_test for NB201), or None when the space has no benchmark."""
+    from search_spaces.benchmarks.registry import benchmark_class
+    from search_spaces.space import get_space
+
+    name = get_space(spec.space).benchmark_name
+    return benchmark_class(name).test_column(spec.dataset) if name else None
 
 
 def progress_reporter(spec: SweepSpec):
     """Tune's table, one row per trial: its label, epoch and the metrics worth watching."""
     from ray.tune import CLIReporter
 
-    metrics = {"epoch": "epoch", "train_loss": "train loss", "valid_acc": "valid acc", "entropy": "entropy",
-               bench_column(spec.dataset): "bench test acc"}
+    metrics = {"epoch": "epoch", "train_loss": "train loss", "valid_acc": "valid acc", "entropy": "entropy"}
+    watched = watched_bench_column(spec)
+    if watched:
+        metrics[watched] = "bench test acc"
     return CLIReporter(parameter_columns={"trial/label": "trial"}, metric_columns=metrics,
                        max_report_frequency=30, max_column_length=40)
 
@@ -110,20 +131,23 @@ def run_sweep(spec: SweepSpec, *, storage: str | os.PathLike | None = None, resu
               verbose: int = 1, ray_init: dict[str, Any] | None = None, proxies: bool = True) -> SweepResult:
     """Run (or with `resume`, finish) a sweep; returns the run folder and its `trials` table."""
     storage = storage or spec.storage or DEFAULT_STORAGE
+    leave_job_working_dir(storage)
     run_dir = prepare_sweep_dir(spec, storage, resume)
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the classic reporter shows our chosen columns
     started = init_ray(address, **(ray_init or {}))
     try:
+        if joins_cluster(address):  # the data must be where the trials run, not only where the driver runs
+            check_paths_on_cluster(spec_paths(spec))
         tuner = build_tuner(trainable or SearchTrainable, [t.as_config() for t in spec.trials()], run_dir,
-                            tuner_plan(spec), resume=resume, callbacks=callbacks,
+                            tuner_plan(spec, cluster=joins_cluster(address)), resume=resume, callbacks=callbacks,
                             progress_reporter=progress_reporter(spec), verbose=verbose)
         tuner.fit()
         trials = read_trials(run_dir)
         finished = trials["status"].isin(["TERMINATED", "ERROR"]).all() if len(trials) else False
         interrupted = not finished or len(trials) < len(spec.trials())
         if verbose:
-            print("\n" + summary_table(trials, bench_column(spec.dataset)) + "\n", flush=True)
+            print("\n" + summary_table(trials, watched_bench_column(spec)) + "\n", flush=True)
         if proxies and spec.proxies is not None and not interrupted:
             run_proxies(run_dir, spec, trials, progress=verbose > 0)
     finally:
@@ -131,10 +155,10 @@ def run_sweep(spec: SweepSpec, *, storage: str | os.PathLike | None = None, resu
             import ray
 
             ray.shutdown()
-    return SweepResult(run_dir, trials, interrupted)
+    return SweepResult(run_dir.local_path() or run_dir, trials, interrupted)
 
 
-def run_proxies(run_dir: Path, spec: SweepSpec, trials: pd.DataFrame, progress: bool = True) -> None:
+def run_proxies(run_dir: Folder, spec: SweepSpec, trials: pd.DataFrame, progress: bool = True) -> None:
     """The proxy stage (trainables.sampling) on the finished trials; skipped with a log line if absent."""
     try:
         from trainables.sampling import run_proxy_stage

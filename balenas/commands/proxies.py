@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None, prog: str = "balenas proxies") -> int:
         ray.init(address=args.address, num_cpus=args.num_cpus if args.address is None else None)
     selections = run_proxy_stage(run_dir, spec, progress=not args.no_progress, samples=args.samples,
                                  names=args.names, batch_size=args.batch_size, archs_per_task=args.archs_per_task)
-    cols = [c for c in ("trial_id", "method", "seed", "rule", "arch", "bench_cifar10_test") if c in selections]
+    cols = [c for c in selections.columns if c in ("trial_id", "method", "seed", "rule", "arch")
+            or c.startswith("bench_") and c.endswith("_test")]
     print(selections[cols].to_string(index=False))
     return 0

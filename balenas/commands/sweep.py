@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None, prog: str = "balenas sweep") -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from search_spaces.data.download import DownloadError
     from trainables.spec import SpecError, check_spec_paths, load_spec
-    from trainables.sweep import bench_column, run_sweep, summary_table
+    from trainables.sweep import run_sweep, summary_table, watched_bench_column
 
     try:
         spec = load_spec(args.spec, check_paths=False)
@@ -60,11 +60,13 @@ def main(argv: list[str] | None = None, prog: str = "balenas sweep") -> int:
     try:
         result = run_sweep(spec, storage=args.storage, resume=args.resume, address=args.address,
                            ray_init=ray_init, verbose=0 if args.quiet else 1, proxies=not args.no_proxies)
-    except (FileExistsError, FileNotFoundError, ValueError) as err:
+    except (FileExistsError, FileNotFoundError, ValueError, ConnectionError) as err:
+        if isinstance(err, OSError) and err.errno is not None and not err.filename:
+            raise  # a system error that names no path is no bad input: its traceback says where it arose
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.quiet:
-        print(summary_table(result.trials, bench_column(spec.dataset)))
+        print(summary_table(result.trials, watched_bench_column(spec)))
     tables = sorted(p.name for p in result.run_dir.iterdir() if p.is_dir() and (p / "_common_metadata").exists())
     print(f"\nresults: {result.run_dir}\n  Parquet tables: {', '.join(tables)}  "
           f"(pandas.read_parquet('{result.run_dir}/<table>'))")

@@ -1,13 +1,15 @@
 """Benchmark ground truth (NAS-Bench-201, ...) as compact in-memory tables.
 
 Public API: `open_benchmark(name, path=None) -> Benchmark` (no path: the table shipped with the package) with
-`query(arch, dataset, split="test", epochs=200)`,
-`record(arch, epochs=200)`, `available()`; `bench_column(dataset, split)` names record keys.
+`query(arch, dataset, split="test", epochs=None)`, `record(arch, epochs=None)` (None: the benchmark's default
+budget, NB201 200, NB101 108), `epochs()`, `available()`, and the class-level `report_columns` /
+`test_column(dataset)`; `bench_column(dataset, split)` names record keys.
 """
 
 from search_spaces.benchmarks.base import (
     Benchmark,
     BenchmarkQueryError,
+    ReportColumn,
     UnknownArchitectureError,
     bench_column,
     table_column,
@@ -21,5 +23,6 @@ from search_spaces.benchmarks.registry import (
     table_path,
 )
 
-__all__ = ["Benchmark", "BenchmarkQueryError", "UnknownArchitectureError", "bench_column", "table_column",
-           "BENCHMARKS", "benchmark_class", "open_benchmark", "BUILTIN_TABLES", "builtin_table", "table_path"]
+__all__ = ["Benchmark", "BenchmarkQueryError", "ReportColumn", "UnknownArchitectureError", "bench_column",
+           "table_column", "BENCHMARKS", "benchmark_class", "open_benchmark", "BUILTIN_TABLES", "builtin_table",
+           "table_path"]

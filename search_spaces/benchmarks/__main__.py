@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m search_spaces.ben
     query.add_argument("--benchmark", default="nb201", choices=sorted(BENCHMARKS))
     query.add_argument("--dataset", help="e.g. cifar10, cifar10-valid, cifar100, ImageNet16-120 (default: all)")
     query.add_argument("--split", default="test", help="valid or test (default test)")
-    query.add_argument("--epochs", type=int, default=200, help="training epochs: 200 or 12 (default 200)")
+    query.add_argument("--epochs", type=int, default=None,
+                       help="training budget (default: the benchmark's own, e.g. NB201 200)")
     query.set_defaults(func=_query)
     args = parser.parse_args(argv)
     try:

@@ -10,10 +10,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 Metric = tuple[str, str, int]  # (dataset, split, epochs)
+
+
+@dataclass(frozen=True)
+class ReportColumn:
+    """One column of a results table: its group (e.g. 'CIFAR-10') and split, a key naming it in published
+    results, and the record keys (`bench_*`) that hold it (the first one present in the data is used)."""
+
+    group: str
+    split: str
+    key: str
+    bench: tuple[str, ...]
 
 
 def bench_column(dataset: str, split: str) -> str:
@@ -53,6 +66,10 @@ class Benchmark:
 
     name = "benchmark"
     record_extras: tuple[str, ...] = ("params_M",)  # extras that `record` reports next to the accuracies
+    #: the training budget `record`, `query` and `column` use when none is given (None: the largest held).
+    default_epochs: ClassVar[int | None] = None
+    #: the columns of a results table, in order (the benchmark's own data sets and splits).
+    report_columns: ClassVar[tuple[ReportColumn, ...]] = ()
 
     def __init__(self, keys: list[str], metrics: Mapping[Metric, np.ndarray],
                  extras: Mapping[str, np.ndarray] | None = None, source: str = ""):
@@ -74,6 +91,27 @@ class Benchmark:
         """Validate and normalise a user's architecture; ValueError when malformed."""
         return arch
 
+    # ---- budgets and columns -------------------------------------------------------------------------
+    def epochs(self) -> list[int]:
+        """The training budgets the table holds."""
+        return sorted({e for _, _, e in self._metrics})
+
+    def budget(self, epochs: int | None = None) -> int:
+        """`epochs`, or the default budget (`default_epochs`, else the largest held) when None."""
+        if epochs is not None:
+            return int(epochs)
+        held = self.epochs()
+        if self.default_epochs is not None and self.default_epochs in held:
+            return self.default_epochs
+        if not held:
+            raise BenchmarkQueryError(f"{self.name} table holds no accuracies ({self.source})")
+        return held[-1]
+
+    @classmethod
+    def test_column(cls, dataset: str) -> str:
+        """The record key of the test accuracy worth watching for a search on `dataset` (progress tables)."""
+        return bench_column(dataset, "test")
+
     # ---- lookups ------------------------------------------------------------------------------------
     def row(self, arch: str) -> int:
         """Row index of `arch` (fast path: already canonical)."""
@@ -86,8 +124,9 @@ class Benchmark:
                                                f"({len(self._keys)} architectures, {self.source})")
         return row
 
-    def column(self, dataset: str, split: str = "test", epochs: int = 200) -> np.ndarray:
+    def column(self, dataset: str, split: str = "test", epochs: int | None = None) -> np.ndarray:
         """The whole metric column (aligned with `architectures()`); read-only view."""
+        epochs = self.budget(epochs)
         col = self._metrics.get((dataset, split, epochs))
         if col is None:
             raise BenchmarkQueryError(f"{self.name} has no accuracy for dataset={dataset!r}, split={split!r}, "
@@ -97,17 +136,21 @@ class Benchmark:
         view.flags.writeable = False
         return view
 
-    def query(self, arch: str, dataset: str, split: str = "test", epochs: int = 200) -> float:
-        """Accuracy (%) of `arch` on (dataset, split) after `epochs`; NaN where the table lacks this value."""
+    def query(self, arch: str, dataset: str, split: str = "test", epochs: int | None = None) -> float:
+        """Accuracy (%) of `arch` on (dataset, split) after `epochs` (default: the default budget); NaN where
+        the table lacks this value."""
+        epochs = self.budget(epochs)
         col = self._metrics.get((dataset, split, epochs))
         if col is None:
             self.column(dataset, split, epochs)  # raises the descriptive error
         return float(col[self.row(arch)])
 
-    def record(self, arch: str, epochs: int = 200) -> dict[str, float]:
-        """Every available accuracy of `arch` at `epochs`, keyed by `bench_column(dataset, split)`, plus
-        the `record_extras` (params_M). Values missing for this architecture (NaN) are left out.
+    def record(self, arch: str, epochs: int | None = None) -> dict[str, float]:
+        """Every available accuracy of `arch` at `epochs` (default: the default budget), keyed by
+        `bench_column(dataset, split)`, plus the `record_extras` (params_M). Values missing for this
+        architecture (NaN) are left out.
         """
+        epochs = self.budget(epochs)
         if not any(e == epochs for _, _, e in self._metrics):
             raise BenchmarkQueryError(f"{self.name} has no results at epochs={epochs!r}; available: "
                                       f"{sorted({e for _, _, e in self._metrics})}")

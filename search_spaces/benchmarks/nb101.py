@@ -26,7 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
-from search_spaces.benchmarks.base import Benchmark, BenchmarkQueryError, UnknownArchitectureError
+from search_spaces.benchmarks.base import (
+    Benchmark,
+    BenchmarkQueryError,
+    ReportColumn,
+    UnknownArchitectureError,
+    bench_column,
+)
 from search_spaces.benchmarks.nb101_graph import canonical_spec, spec_hash
 from search_spaces.benchmarks.nb101_records import EVAL_FIELDS, decode_record
 from search_spaces.benchmarks.nb101_tfrecord import RecordError, iter_records
@@ -172,6 +178,14 @@ class NB101Benchmark(Benchmark):
 
     name = "nb101"
     record_extras = ("params_M",)
+    default_epochs = 108  # NB101's full budget (the table may also hold 4, 12, 36)
+    report_columns = (ReportColumn("NAS-Bench-101", "valid", "nb101_valid", ("bench_nb101_valid",)),
+                      ReportColumn("NAS-Bench-101", "test", "nb101_test", ("bench_nb101_test",)))
+
+    @classmethod
+    def test_column(cls, dataset: str) -> str:
+        """NB101 has one data set (CIFAR-10): its test accuracy, whatever the search's data set is called."""
+        return bench_column(DATASET, "test")
 
     def __init__(self, keys, metrics, extras, per_epoch: dict[int, dict[str, np.ndarray]],
                  matrices: tuple[list[str], np.ndarray], ops: tuple[list[str], np.ndarray], source: str = ""):
@@ -278,8 +292,9 @@ class NB101Benchmark(Benchmark):
                 out[f"{name}_std"] = float(cols[stat_column(stage, field, "std")][row])
         return out
 
-    def record(self, arch: str, epochs: int = 108) -> dict[str, float]:
-        """bench_nb101_{train,valid,test} (percent) and params_M of a module hash or nb1shot1 string."""
+    def record(self, arch: str, epochs: int | None = None) -> dict[str, float]:
+        """bench_nb101_{train,valid,test} (percent) and params_M of a module hash or nb1shot1 string, after
+        `epochs` (default 108, NB101's full budget)."""
         return super().record(arch, epochs=epochs)
 
     def spec(self, module_hash: str) -> tuple[np.ndarray, list[str]]:

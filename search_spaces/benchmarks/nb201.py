@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from search_spaces.benchmarks.base import Benchmark, Metric
+from search_spaces.benchmarks.base import Benchmark, Metric, ReportColumn
 from search_spaces.benchmarks.table_io import read_table
 from search_spaces.nb201.encoding import canonical
 
@@ -58,6 +58,18 @@ class NB201Benchmark(Benchmark):
     """
 
     name = "nb201"
+    default_epochs = 200  # NB201's 'full' budget (the table may also hold 12)
+    # The NB201 paper's table (Dong & Yang, ICLR 2020, Table 5): CIFAR-10 "valid" is the cifar10-valid model
+    # (trained on 25k) on the held-out 25k, "test" the model trained on all 50k; CIFAR-100 / ImageNet16-120
+    # valid and test are the two halves of their test sets.
+    report_columns = (
+        ReportColumn("CIFAR-10", "valid", "cifar10_valid", ("bench_cifar10_valid_valid",)),
+        ReportColumn("CIFAR-10", "test", "cifar10_test", ("bench_cifar10_test", "bench_cifar10_valid_test")),
+        ReportColumn("CIFAR-100", "valid", "cifar100_valid", ("bench_cifar100_valid",)),
+        ReportColumn("CIFAR-100", "test", "cifar100_test", ("bench_cifar100_test",)),
+        ReportColumn("ImageNet16-120", "valid", "imagenet16_120_valid", ("bench_imagenet16_120_valid",)),
+        ReportColumn("ImageNet16-120", "test", "imagenet16_120_test", ("bench_imagenet16_120_test",)),
+    )
 
     def canonical_key(self, arch: str) -> str:
         return canonical(arch)

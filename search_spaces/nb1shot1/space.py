@@ -9,10 +9,12 @@ cell input and the K blocks) and "inputs_<i>" [1, i] for each block i whose pare
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 
-from search_spaces.nb1shot1.encoding import OPS, Arch, canonical, get_spec, parse, to_nb101
+from search_spaces.nb1shot1.encoding import OPS, Arch, all_architectures, canonical, get_spec, parse, to_nb101
 from search_spaces.nb1shot1.nb101_network import NB101Network
 from search_spaces.nb1shot1.networks import NB1Shot1SuperNet, input_group
 from search_spaces.space import ArchWeights, SearchSpace
@@ -25,6 +27,11 @@ def _top_k(row: torch.Tensor, k: int) -> tuple[int, ...]:
 
 class NB1Shot1Space(SearchSpace):
     benchmark_name = "nb101"
+    # The 1Shot1 search (automl/nasbench-1shot1 optimizers/darts: init_channels 16, 9 layers = 3 stacks of 3
+    # cells) and NB101's own evaluation network (128 stem channels, 3 stacks of 3 cells), whose parameter
+    # count equals NB101's `trainable_parameters`.
+    search_size: ClassVar = {"C": 16, "N": 3}
+    proxy_size: ClassVar = {"C": 128, "N": 3}
 
     def __init__(self, number: int):
         self.spec = get_spec(int(number))
@@ -37,21 +44,22 @@ class NB1Shot1Space(SearchSpace):
             self.arch_shapes[input_group(b)] = (1, b)
             self.option_names[input_group(b)] = ("input", *(f"block{j}" for j in range(1, b)))
 
-    def supernet(self, C: int, N: int, num_classes: int) -> nn.Module:
-        return NB1Shot1SuperNet(self.spec, C=C, N=N, num_classes=num_classes)
+    def supernet(self, num_classes: int, **size: int) -> nn.Module:
+        return NB1Shot1SuperNet(self.spec, num_classes=num_classes, **self.sizes("search", size))
 
-    def _check_shapes(self, scores: ArchWeights) -> None:
+    def _check_shapes(self, probs: ArchWeights) -> None:
         for group, shape in self.arch_shapes.items():
-            if group not in scores:
-                raise ValueError(f"{self.name} scores lack group {group!r}; groups: {sorted(self.arch_shapes)}")
-            if tuple(scores[group].shape) != shape:
-                raise ValueError(f"{self.name} scores[{group!r}] must have shape {shape}, got "
-                                 f"{tuple(scores[group].shape)}")
+            if group not in probs:
+                raise ValueError(f"{self.name} probabilities lack group {group!r}; groups: "
+                                 f"{sorted(self.arch_shapes)}")
+            if tuple(probs[group].shape) != shape:
+                raise ValueError(f"{self.name} probabilities[{group!r}] must have shape {shape}, got "
+                                 f"{tuple(probs[group].shape)}")
 
-    def decode(self, scores: ArchWeights) -> Arch:
-        """Per-choice scores -> Arch (argmax op, top-k parents)."""
-        self._check_shapes(scores)
-        cpu = {g: t.detach().float().cpu() for g, t in scores.items() if g in self.arch_shapes}
+    def decode(self, probs: ArchWeights) -> Arch:
+        """Per-row probabilities -> Arch (argmax op per block, top-k parents; ties to the lower index)."""
+        self._check_shapes(probs)
+        cpu = {g: t.detach().float().cpu() for g, t in probs.items() if g in self.arch_shapes}
         ops = tuple(int(i) for i in cpu["ops"].argmax(dim=-1).tolist())
         parents = []
         for b, k in enumerate(self.spec.block_parents, start=1):
@@ -60,8 +68,8 @@ class NB1Shot1Space(SearchSpace):
         output = _top_k(cpu["output"][0], self.spec.output_parents)
         return Arch(self.number, ops, tuple(parents), output)
 
-    def discretize(self, scores: ArchWeights) -> str:
-        return self.decode(scores).to_string()
+    def discretize(self, probs: ArchWeights) -> str:
+        return self.decode(probs).to_string()
 
     def canonical(self, arch: str) -> str:
         out = canonical(arch)
@@ -69,14 +77,24 @@ class NB1Shot1Space(SearchSpace):
             raise ValueError(f"architecture {arch!r} belongs to space {parse(out).space}, not {self.name}")
         return out
 
-    def network(self, arch: str, num_classes: int = 10, C: int = 128, N: int = 3) -> nn.Module:
-        """The NB101 model of the architecture's cell (pruned); C=128, N=3 is the benchmark's own network,
-        whose parameter count equals NB101's `trainable_parameters`."""
-        return NB101Network(*to_nb101(parse(self.canonical(arch))), num_classes=num_classes, C=C, N=N)
+    def network(self, arch: str, num_classes: int = 10, **size: int) -> nn.Module:
+        """The NB101 model of the architecture's cell (pruned); the default size is the benchmark's own
+        network, whose parameter count equals NB101's `trainable_parameters`."""
+        return NB101Network(*to_nb101(parse(self.canonical(arch))), num_classes=num_classes,
+                            **self.sizes("proxy", size))
+
+    def enumerate(self) -> list[str]:
+        return [a.to_string() for a in all_architectures(self.number)]
+
+    def row_names(self, group: str) -> list[str]:
+        if group == "ops":
+            return [f"block{j}" for j in range(1, self.spec.num_blocks + 1)]
+        return [group]
 
     def one_hot(self, arch: str, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
         """One-hot op rows and multi-hot parent rows (1 on each chosen parent): as supernet weights they
-        compute exactly the discrete cell (sums of the chosen parents, chosen outputs concatenated)."""
+        compute exactly the discrete cell (sums of the chosen parents, chosen outputs concatenated); their
+        discretisation is `arch` (the top-k rule does not need rows that sum to 1)."""
         a = parse(self.canonical(arch))
         out = {g: torch.zeros(shape, device=device) for g, shape in self.arch_shapes.items()}
         for b, o in enumerate(a.ops):

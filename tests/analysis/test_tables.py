@@ -9,6 +9,13 @@ from _frames import BENCH, make_frames, make_run, write_run
 
 from analysis import load
 from analysis import tables as T
+from search_spaces.benchmarks.nb201 import NB201Benchmark
+from search_spaces.benchmarks.published import published_rows
+from search_spaces.space import get_space
+
+
+def _nb201_published() -> pd.DataFrame:
+    return get_space("nb201").reference_rows("cifar10")
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +100,7 @@ def test_several_search_datasets_get_separate_rows(tmp_path):
 
 
 def test_published_rows_keep_one_source_per_row():
-    pub = T.published_rows()
+    pub = _nb201_published()
     by = pub.set_index(["label", "group", "split"])
     assert by.loc[("DrNAS (published)", "CIFAR-10", "test"), "mean"] == 94.36
     assert by.loc[("DARTS-V1 (published)", "CIFAR-10", "test"), "mean"] == 54.30
@@ -104,17 +111,17 @@ def test_published_rows_keep_one_source_per_row():
 
 def test_published_file_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="published"):
-        T.published_rows(tmp_path / "none.csv")
+        published_rows(tmp_path / "none.csv", NB201Benchmark.report_columns)
     (tmp_path / "bad.csv").write_text("method,source\nX,Y\n")
     with pytest.raises(ValueError, match="missing column"):
-        T.published_rows(tmp_path / "bad.csv")
+        published_rows(tmp_path / "bad.csv", NB201Benchmark.report_columns)
 
 
 def test_benchmark_optimum_matches_the_published_optimum(shared_data):
     """The optimum row computed from the shared NB201 table equals the optimum quoted by DrNAS/NB201
     (94.37 / 73.51 / 47.31; best cifar10-valid validation 91.61)."""
     best = T.benchmark_optimum(shared_data / "nb201" / "nb201_merged.csv").set_index(["group", "split"])["mean"]
-    published = T.published_rows().query("label == 'optimum (published)'").set_index(["group", "split"])["mean"]
+    published = _nb201_published().query("label == 'optimum (published)'").set_index(["group", "split"])["mean"]
     for key in [("CIFAR-10", "test"), ("CIFAR-100", "test"), ("ImageNet16-120", "test")]:
         assert round(best[key], 2) == published[key]
     assert round(best[("CIFAR-10", "valid")], 2) == 91.61

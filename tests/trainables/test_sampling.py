@@ -11,7 +11,9 @@ import torch
 from search_spaces.nb201 import all_architectures, network, to_tuple
 from search_spaces.space import get_space
 from trainables.methods import make_distribution
-from trainables.sampling import ProxyStageConfig, rank_sum, run_proxy_stage, sampling_seed, select
+from trainables.proxy_config import ProxySettings
+from trainables.proxy_selection import rank_sum, sampling_seed, select
+from trainables.sampling import run_proxy_stage
 
 NAN = math.nan
 
@@ -51,15 +53,25 @@ def test_rank_combination_prefers_the_consistently_good_architecture():
 ])
 def test_bad_proxy_section_names_the_field(section, message):
     with pytest.raises(ValueError, match=message):
-        ProxyStageConfig.from_spec({"proxies": section})
+        ProxySettings.from_spec({"proxies": section})
 
 
 def test_config_defaults_and_overrides():
-    cfg = ProxyStageConfig.from_spec({"dataset": "cifar10", "proxies": {"names": ["naswot", "synflow"],
-                                                                         "resources": {"gpu": 0.25}}},
-                                     samples=7, names=None)
-    assert (cfg.samples, cfg.names, cfg.gpu, cfg.C, cfg.N) == (7, ("naswot", "synflow"), 0.25, 16, 5)
-    assert cfg.combine == (("naswot", "synflow"),)
+    cfg = ProxySettings.from_spec({"dataset": "cifar10", "proxies": {"names": ["naswot", "synflow"],
+                                                                      "resources": {"gpu": 0.25}}},
+                                  samples=7, names=None)
+    assert (cfg.samples, cfg.names, cfg.resources.gpu) == (7, ["naswot", "synflow"], 0.25)
+    assert cfg.size("nb201") == {"C": 16, "N": 5} and cfg.size("nb1shot1-2") == {"C": 128, "N": 3}
+    assert cfg.rank_groups == [["naswot", "synflow"]]
+
+
+@pytest.mark.parametrize("space, section, message", [
+    ("nb201", {"layers": 8}, "proxies.layers: space 'nb201' takes no size key 'layers'"),
+    ("nb201", {"C": 0}, "proxies.C: must be an integer >= 1"),
+])
+def test_proxy_size_keys_belong_to_the_space(space, section, message):
+    with pytest.raises(ValueError, match=message):
+        ProxySettings.from_spec({"space": space, "proxies": section})
 
 
 # ----- end to end on a local Ray ------------------------------------------------------------------------------
@@ -160,13 +172,15 @@ def test_sampling_seed_differs_per_trial_seed_and_is_reproducible():
 
 
 def test_channels_last_scoring_matches_nchw():
-    from trainables.sampling import score_architectures
+    from trainables.proxy_selection import score_architectures
 
     torch.manual_seed(0)
     inputs, targets = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
     archs = all_architectures()[1000:1006]
-    plain = score_architectures(archs, inputs, targets, ["naswot", "params"], C=4, N=1)
-    nhwc = score_architectures(archs, inputs, targets, ["naswot", "params"], C=4, N=1, channels_last=True)
+    size = {"C": 4, "N": 1}
+    plain = score_architectures(archs, inputs, targets, ["naswot", "params"], space="nb201", size=size)
+    nhwc = score_architectures(archs, inputs, targets, ["naswot", "params"], space="nb201", size=size,
+                               channels_last=True)
     assert sum(row["naswot"] is not None for row in plain) >= 3
     for a, b in zip(plain, nhwc):
         assert a["arch"] == b["arch"] and a["params"] == b["params"]
@@ -177,5 +191,5 @@ def test_channels_last_scoring_matches_nchw():
 
 def test_channels_last_is_a_proxy_stage_setting():
     spec = {"proxies": {"names": ["naswot"], "channels_last": True}}
-    assert ProxyStageConfig.from_spec(spec).channels_last is True
-    assert ProxyStageConfig.from_spec({"proxies": {"names": ["naswot"]}}).channels_last is False
+    assert ProxySettings.from_spec(spec).channels_last is True
+    assert ProxySettings.from_spec({"proxies": {"names": ["naswot"]}}).channels_last is False

@@ -34,7 +34,7 @@ def test_read_arch_list_validates_lines(tmp_path):
 def test_score_space_chunks_and_resumes(local_ray, tmp_path, tiny_cifar10):
     batch = proxy_batch("cifar10", tiny_cifar10, 4)
     out = tmp_path / "scores"
-    kwargs = dict(C=4, N=1, archs_per_task=3, flush_every=5, progress=False, max_in_flight=2)
+    kwargs = dict(size={"C": 4, "N": 1}, archs_per_task=3, flush_every=5, progress=False, max_in_flight=2)
     first = score_space(out, batch, ["params", "naswot"], archs=ARCHS[:12], **kwargs)
     assert first == {"total": 12, "skipped": 0, "scored": 12}
     assert len(list(out.glob("part-*.parquet"))) >= 2  # flushed in chunks, not held until the end
@@ -64,7 +64,7 @@ def test_score_space_command(local_ray, tmp_path, tiny_cifar10):
     archs.write_text("\n".join(ARCHS[:3]) + "\n")
     out = tmp_path / "cmd"
     argv = [str(out), "--archs", str(archs), "--names", "params", "flops", "--data-root", str(tiny_cifar10),
-            "--batch-size", "4", "--C", "4", "--N", "1", "--archs-per-task", "2", "--no-progress"]
+            "--batch-size", "4", "--size", "C=4", "N=1", "--archs-per-task", "2", "--no-progress"]
     assert module.main(argv) == 0
     frame = read_scores(out)
     assert sorted(frame.arch) == sorted(ARCHS[:3])

@@ -29,7 +29,7 @@ def _without_time(rows):
 @pytest.mark.parametrize("method", METHODS)
 def test_every_method_searches(config, method):
     run = SearchRun({**config, "method": method, "epochs": 2})
-    before = {k: v.clone() for k, v in run.distribution.mode_scores().items()}
+    before = {k: v.clone() for k, v in run.distribution.mode_probabilities().items()}
     rows = [run.run_epoch() for _ in range(2)]
     assert run.done and run.epoch == 2 and [r["epoch"] for r in rows] == [1, 2]
     for r in rows:
@@ -41,7 +41,7 @@ def test_every_method_searches(config, method):
         probs = json.loads(r["op_probs"])["edges"]
         assert len(probs) == 6 and all(abs(sum(row) - 1) < 1e-5 for row in probs)
     assert rows[1]["lr"] < rows[0]["lr"]  # cosine schedule
-    after = run.distribution.mode_scores()
+    after = run.distribution.mode_probabilities()
     assert not torch.equal(after["edges"], before["edges"])  # the architecture step moved alpha / mu
     if method.startswith("balenas"):
         assert rows[-1]["posterior_precision_mean"] > 1.0
@@ -74,8 +74,8 @@ def test_resume_is_bit_exact(config, tmp_path, method):
     assert _without_time(head + tail) == _without_time(full)
     for k, v in unbroken.model.state_dict().items():
         assert torch.equal(v, resumed.model.state_dict()[k]), k
-    for k, v in unbroken.distribution.mode_scores().items():
-        assert torch.equal(v, resumed.distribution.mode_scores()[k])
+    for k, v in unbroken.distribution.mode_probabilities().items():
+        assert torch.equal(v, resumed.distribution.mode_probabilities()[k])
     state = torch.load(path, weights_only=True)  # plain tensors and containers only
     assert state["epoch"] == 1 and state["method"] == method and state["config"]["method"] == method
 

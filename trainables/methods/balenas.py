@@ -103,11 +103,11 @@ class BaLeNAS(ArchDistribution):
         with torch.no_grad():
             return softmax_weights(self.mu)
 
-    def mode_scores(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach().clone() for k, v in self.mu.items()}
+    def mode_probabilities(self) -> dict[str, torch.Tensor]:
+        return self.op_probabilities()
 
-    def sample_scores(self, k: int, generator: torch.Generator) -> list[dict[str, torch.Tensor]]:
-        """k draws of alpha from the posterior N(mu, 1/(N*s + lambda)); each discretises to its argmax."""
+    def sample_probabilities(self, k: int, generator: torch.Generator) -> list[dict[str, torch.Tensor]]:
+        """k draws of alpha from the posterior N(mu, 1/(N*s + lambda)), each as softmax(alpha) per row."""
         with torch.no_grad():
             std = self.posterior_std()
             out = []
@@ -116,7 +116,7 @@ class BaLeNAS(ArchDistribution):
                 for n in self.names:
                     mu = self.mu[n].to(generator.device)
                     eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-                    draw[n] = mu + eps * std[n].to(mu.device)
+                    draw[n] = torch.softmax(mu + eps * std[n].to(mu.device), dim=-1)
                 out.append(draw)
             return out
 

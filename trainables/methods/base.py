@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -58,9 +58,6 @@ class ArchDistribution(ABC):
     name: ClassVar[str]
     #: hyper-parameter name -> default; the accepted keys of `params`.
     defaults: ClassVar[Mapping[str, Any]] = {}
-    #: True when the weight-step loss must also reach the architecture parameters (joint training, SNAS):
-    #: the loop then does not detach them and calls `update` right after the weight step.
-    uses_train_loss: ClassVar[bool] = False
     #: host synchronisations one search iteration needs by design (0: none; tests/trainables/test_host_syncs.py
     #: and benchmarks/gpu_check.py hold every method to this number)
     host_syncs_per_step: ClassVar[int] = 0
@@ -95,7 +92,9 @@ class ArchDistribution(ABC):
 
     @abstractmethod
     def weights_for_weight_step(self) -> EdgeWeights:
-        """Edge weights for the next weight step (detached unless `uses_train_loss`)."""
+        """Edge weights for the next weight step. Usually detached; a method trained on the training loss
+        (SNAS) keeps their graph to its parameters, and its `update`, called right after the weight step,
+        uses the gradient the loop's backward left there."""
 
     @abstractmethod
     def update(self, ctx: ArchStepContext) -> dict[str, torch.Tensor]:
@@ -107,12 +106,14 @@ class ArchDistribution(ABC):
         """Per group, [rows, options] probabilities of each option (rows sum to 1)."""
 
     @abstractmethod
-    def mode_scores(self) -> dict[str, torch.Tensor]:
-        """Scores whose discretisation is the most likely architecture."""
+    def mode_probabilities(self) -> dict[str, torch.Tensor]:
+        """Per group, [rows, options] per-row probabilities (rows sum to 1) of the most likely architecture:
+        what `space.discretize` turns into `most_likely()`."""
 
     @abstractmethod
-    def sample_scores(self, k: int, generator: torch.Generator) -> list[dict[str, torch.Tensor]]:
-        """k independent draws of per-choice scores from the learned distribution."""
+    def sample_probabilities(self, k: int, generator: torch.Generator) -> list[dict[str, torch.Tensor]]:
+        """k independent draws from the learned distribution, each per group [rows, options] per-row
+        probabilities (rows sum to 1; a categorical draw may give one-hot rows) for `space.discretize`."""
 
     @abstractmethod
     def state_dict(self) -> dict[str, Any]:
@@ -131,10 +132,10 @@ class ArchDistribution(ABC):
         if generator is None:
             generator = torch.Generator(device=self.device)
             generator.manual_seed(0 if seed is None else int(seed))
-        return [self.space.discretize(s) for s in self.sample_scores(int(k), generator)]
+        return [self.space.discretize(p) for p in self.sample_probabilities(int(k), generator)]
 
     def most_likely(self) -> str:
-        return self.space.discretize(self.mode_scores())
+        return self.space.discretize(self.mode_probabilities())
 
     def entropy(self) -> float:
         """Mean categorical entropy (nats) over all choices of all groups."""
@@ -149,14 +150,3 @@ class ArchDistribution(ABC):
         shapes = self.space.arch_shapes.values()
         return sum(r * math.log(o) for r, o in shapes) / max(sum(r for r, _ in shapes), 1)
 
-    def generator_state(self) -> torch.Tensor:
-        return self.generator.get_state()
-
-    def set_generator_state(self, state: torch.Tensor) -> None:
-        self.generator.set_state(state)
-
-
-def active_from_one_hot(weights: ArchWeights) -> dict[str, Sequence[Sequence[int]]]:
-    """Host-side active lists of weights that are exactly zero except where chosen (one host sync)."""
-    return {name: [torch.nonzero(row).flatten().tolist() for row in w.detach().cpu()]
-            for name, w in weights.items()}

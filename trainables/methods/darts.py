@@ -77,14 +77,15 @@ class DartsV1(ArchDistribution):
         with torch.no_grad():
             return softmax_weights(self.alpha)
 
-    def mode_scores(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach().clone() for k, v in self.alpha.items()}
+    def mode_probabilities(self) -> dict[str, torch.Tensor]:
+        return self.op_probabilities()
 
-    def sample_scores(self, k: int, generator: torch.Generator) -> list[dict[str, torch.Tensor]]:
-        """Gumbel-max draws: each discretises to a sample of the categorical softmax(alpha) per row."""
+    def sample_probabilities(self, k: int, generator: torch.Generator) -> list[dict[str, torch.Tensor]]:
+        """Gumbel-perturbed probabilities softmax(log_softmax(alpha) + g), g ~ Gumbel(0, 1): each row's argmax
+        is an exact draw from the categorical softmax(alpha), and rows keep a ranking for cross-row rules."""
         with torch.no_grad():
-            return [{n: gumbel_max(a.to(generator.device), generator) for n, a in self.alpha.items()}
-                    for _ in range(int(k))]
+            return [{n: torch.softmax(gumbel_max(a.to(generator.device), generator), dim=-1)
+                     for n, a in self.alpha.items()} for _ in range(int(k))]
 
     def state_dict(self) -> dict[str, Any]:
         return alpha_state(self.alpha, self.optimizer, self.generator)

@@ -132,11 +132,11 @@ class DrNAS(ArchDistribution):
                 out[n] = c / c.sum(dim=-1, keepdim=True)
             return out
 
-    def mode_scores(self) -> dict[str, torch.Tensor]:
+    def mode_probabilities(self) -> dict[str, torch.Tensor]:
         return self.op_probabilities()
 
-    def sample_scores(self, k: int, generator: torch.Generator) -> list[dict[str, torch.Tensor]]:
-        """k Dirichlet draws of the op weights; each discretises to its largest weight per edge."""
+    def sample_probabilities(self, k: int, generator: torch.Generator) -> list[dict[str, torch.Tensor]]:
+        """k Dirichlet draws of the op weights (already per-row probabilities)."""
         with torch.no_grad():
             conc = {n: concentration(a).to(generator.device) for n, a in self.alpha.items()}
             return [{n: dirichlet_rsample(c, generator) for n, c in conc.items()} for _ in range(int(k))]

@@ -2,7 +2,7 @@
 relaxation of each edge's op choice, trained jointly with the weights on the training loss.
 
 Every weight step draws a fresh relaxed sample softmax((log_softmax(alpha) + g) / tau) per edge (shared by
-all cells) and hands it to the loop without detaching it (`uses_train_loss`): the loop's backward of the
+all cells) and hands it to the loop without detaching it: the loop's backward of the
 training loss fills alpha.grad, and `update`, called right after the weight step, takes the Adam step and
 clears it. SNAS has no validation-batch step, so the loop's valid_loss/valid_acc stay NaN for it.
 
@@ -32,7 +32,6 @@ class SNAS(AnnealedGumbel):
 
     name: ClassVar[str] = "snas"
     defaults: ClassVar[Mapping[str, Any]] = {**DartsV1.defaults, "tau_max": 1.0, "tau_min": 0.03}
-    uses_train_loss: ClassVar[bool] = True
 
     def weights_for_weight_step(self) -> EdgeWeights:
         """A relaxed sample that keeps its graph to alpha (the loop's backward reaches alpha through it)."""
@@ -43,7 +42,7 @@ class SNAS(AnnealedGumbel):
         leaves = list(self.alpha.values())
         if all(a.grad is None for a in leaves):
             raise RuntimeError("method 'snas': no training-loss gradient reached alpha; the loop must call "
-                               "backward() on the weight step's loss (uses_train_loss=True) before update()")
+                               "backward() on the weight step's loss before update()")
         for a in leaves:
             if a.grad is None:
                 a.grad = torch.zeros_like(a)

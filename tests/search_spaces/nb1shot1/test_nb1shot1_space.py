@@ -37,7 +37,8 @@ def test_discretize_takes_top_k_parents():
     scores["inputs_3"][0] = torch.tensor([5.0, -1.0, 4.0])
     scores["inputs_4"][0] = torch.tensor([0.0, 2.0, 3.0, 1.0])
     scores["output"][0] = torch.tensor([0.0, 1.0, 2.0, 3.0, 4.0])
-    assert space.discretize(scores) == "2:maxpool3x3~0|conv3x3~1|conv3x3~0+2|conv3x3~1+2|out~2+3+4"
+    probs = {g: torch.softmax(t, -1) for g, t in scores.items()}  # per-row probabilities (the contract)
+    assert space.discretize(probs) == "2:maxpool3x3~0|conv3x3~1|conv3x3~0+2|conv3x3~1+2|out~2+3+4"
     with pytest.raises(ValueError, match="inputs_3"):
         space.discretize({g: t for g, t in scores.items() if g != "inputs_3"})
     with pytest.raises(ValueError, match="shape"):
@@ -62,7 +63,7 @@ def test_one_hot_round_trip_and_canonical(name):
 def test_supernet_forward_backward_and_exact_skipping(name):
     torch.manual_seed(0)
     space = get_space(name)
-    net = space.supernet(C=4, N=1, num_classes=10).eval()
+    net = space.supernet(num_classes=10, C=4, N=1).eval()
     x = torch.randn(2, 3, 32, 32)
     alphas = {g: torch.randn(shape, requires_grad=True) for g, shape in space.arch_shapes.items()}
     weights = {g: torch.softmax(a, dim=-1) for g, a in alphas.items()}

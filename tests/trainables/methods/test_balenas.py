@@ -17,7 +17,7 @@ SPACE = get_space("nb201")
 
 def _context(seed=0, n=8):
     torch.manual_seed(seed)
-    model = SPACE.supernet(4, 1, 10).train()
+    model = SPACE.supernet(num_classes=10, C=4, N=1).train()
     g = torch.Generator().manual_seed(seed)
     xt, xv = torch.randn(n, 3, 32, 32, generator=g), torch.randn(n, 3, 32, 32, generator=g)
     yt, yv = torch.randint(0, 10, (n,), generator=g), torch.randint(0, 10, (n,), generator=g)
@@ -93,10 +93,15 @@ def test_samples_follow_the_posterior():
     dist = make_distribution("balenas", SPACE, {"init_precision": 4.0}, num_valid=50)
     with torch.no_grad():
         dist.mu["edges"].copy_(torch.linspace(-1, 1, 30).view(6, 5))
-    draws = torch.stack([d["edges"] for d in dist.sample_scores(4000, torch.Generator().manual_seed(0))])
-    torch.testing.assert_close(draws.mean(0), dist.mu["edges"], atol=0.05, rtol=0)  # 4 sigma of the mean
-    torch.testing.assert_close(draws.std(0), torch.full((6, 5), 0.5), atol=0.03, rtol=0)  # std 1/sqrt(4)
-    assert torch.equal(dist.mode_scores()["edges"], dist.mu["edges"])
+    probs = torch.stack([d["edges"] for d in dist.sample_probabilities(4000, torch.Generator().manual_seed(0))])
+    torch.testing.assert_close(probs.sum(-1), torch.ones(4000, 6))
+    # each draw is softmax(alpha) per row: log p_j - log p_0 = alpha_j - alpha_0, with alpha ~ N(mu, 1/4)
+    # independent per entry, so its mean is mu_j - mu_0 and its std sqrt(2) * 0.5
+    diff = probs.log()[..., 1:] - probs.log()[..., :1]
+    mu = dist.mu["edges"]
+    torch.testing.assert_close(diff.mean(0), mu[:, 1:] - mu[:, :1], atol=0.05, rtol=0)  # ~4.5 sigma of the mean
+    torch.testing.assert_close(diff.std(0), torch.full((6, 4), 0.5 * 2 ** 0.5), atol=0.04, rtol=0)
+    torch.testing.assert_close(dist.mode_probabilities()["edges"], torch.softmax(mu, -1))
     torch.testing.assert_close(dist.op_probabilities()["edges"], torch.softmax(dist.mu["edges"], -1))
 
 

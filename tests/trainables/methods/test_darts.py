@@ -129,7 +129,8 @@ def test_gumbel_max_samples_follow_softmax_alpha():
     with torch.no_grad():
         dist.alpha["edges"].copy_(logits.expand(6, 5))
     n = 2000
-    draws = dist.sample_scores(n, torch.Generator().manual_seed(0))
+    draws = dist.sample_probabilities(n, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(draws[0]["edges"].sum(-1), torch.ones(6))
     choices = torch.stack([d["edges"].argmax(-1) for d in draws]).flatten()  # 6 * n categorical draws
     freq = torch.bincount(choices, minlength=5).double() / choices.numel()
     p = torch.softmax(logits.double(), -1)

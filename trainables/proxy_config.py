@@ -1,0 +1,87 @@
+"""The `proxies:` section of a sweep spec: one pydantic model, used by the spec and by the proxy stage.
+
+Its size keys (e.g. NB201's C and N) are those of the spec's space (`SearchSpace.proxy_size`); a key the space
+does not take is an error naming `proxies.<key>`. Higher is better for every proxy (all are defined that way).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from search_spaces.space import DEFAULT_SPACE, get_space
+
+
+class ProxyResources(BaseModel):
+    """Per scoring task."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cpu: float = Field(1.0, gt=0)
+    gpu: float = Field(0.0, ge=0)
+
+
+class ProxySettings(BaseModel):
+    """The proxy stage after the search (BaLeNAS-TF): `samples` architectures drawn per trial from its final
+    distribution, scored by the proxies `names` on one data batch, and selected by the rules `combine`
+    (default: all proxies together when more than one). Extra keys are the space's network size keys."""
+
+    model_config = ConfigDict(extra="allow")
+
+    samples: int = Field(100, ge=1)
+    names: list[str] = Field(default_factory=lambda: ["naswot"], min_length=1)
+    batch_size: int = Field(64, ge=1)
+    seed: int = 0
+    archs_per_task: int = Field(100, ge=1)
+    data_split: str = "train"
+    resources: ProxyResources = Field(default_factory=ProxyResources)
+    combine: list[list[str]] | None = None
+    max_in_flight: int | None = Field(None, ge=1)
+    channels_last: bool = False
+
+    @field_validator("names")
+    @classmethod
+    def _known_proxies(cls, v: list[str]) -> list[str]:
+        from trainables.proxies import validate_names
+
+        if len(set(v)) != len(v):
+            raise ValueError("proxy names must be unique")
+        return list(validate_names(v))
+
+    @property
+    def rank_groups(self) -> list[list[str]]:
+        """The rank-combination rules: `combine`, or all proxies together when it is unset and several run."""
+        if self.combine is not None:
+            return self.combine
+        return [list(self.names)] if len(self.names) > 1 else []
+
+    @model_validator(mode="after")
+    def _combine(self) -> ProxySettings:
+        for group in self.rank_groups:
+            bad = [n for n in group if n not in self.names]
+            if len(group) < 2 or bad:
+                raise ValueError(f"combine: {group} must name at least two of the scored proxies {self.names}"
+                                 + (f" (not scored: {bad})" if bad else ""))
+        return self
+
+    def size(self, space: str) -> dict[str, int]:
+        """The scored networks' size keywords: the space's `proxy_size` updated with this section's keys."""
+        return get_space(space).sizes("proxy", self.model_extra, field="proxies")
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any], **overrides: Any) -> ProxySettings:
+        """The spec's `proxies` section with `overrides` (None = keep), checked against the spec's space;
+        one ValueError names each bad field as `proxies.<path>`."""
+        section = dict(spec.get("proxies") or {})
+        section.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            out = cls.model_validate(section)
+        except ValidationError as err:
+            raise ValueError("; ".join(f"proxies.{'.'.join(str(p) for p in e['loc'])}: "
+                                       f"{e['msg'].removeprefix('Value error, ')} (got {e.get('input')!r})"
+                                       if e["loc"] else "proxies." + e["msg"].removeprefix("Value error, ")
+                                       for e in err.errors())) from None
+        out.size(spec.get("space", DEFAULT_SPACE))
+        return out
