@@ -111,7 +111,9 @@ def benchmark_table(final: pd.DataFrame) -> pd.DataFrame:
     out = []
     keys = ["space", "dataset", "protocol", "arch"]
     for key, group in done.groupby(keys, sort=True):
-        row = {**dict(zip(keys, key)), "seeds": len(group), "bench epochs": group["bench_epochs"].iloc[0]}
+        row = {**dict(zip(keys, key)), "seeds": len(group),
+               "our epochs": int(group["epochs_done"].max()) if "epochs_done" in group else None,
+               "bench epochs": group["bench_epochs"].iloc[0]}
         for role in ("valid", "test"):
             ours, theirs = f"{role}_acc", f"bench_{role}_acc"
             if ours in group and theirs in group and group[theirs].notna().any():

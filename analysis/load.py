@@ -23,6 +23,8 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import yaml
 
+from analysis.fsfolder import Folder, is_uri, location
+
 TABLES: tuple[str, ...] = ("epochs", "trials", "samples", "selections")
 SPEC_FILE = "spec.yaml"
 #: Columns every table has, so that an empty (missing) table still answers `df["method"]` and groupbys.
@@ -53,7 +55,7 @@ class RunTables:
     selections: pd.DataFrame
     spec: dict
     specs: dict[str, dict] = field(default_factory=dict)
-    runs: dict[str, Path] = field(default_factory=dict)
+    runs: dict[str, Path | Folder] = field(default_factory=dict)  # Path where the folder is on a local disk
     notes: list[str] = field(default_factory=list)
 
     def __getitem__(self, key: str) -> Any:
@@ -78,16 +80,27 @@ def _has_magic(text: str) -> bool:
     return glob.has_magic(text)
 
 
-def resolve_runs(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Run directories from paths and globs, in the given order (globs sorted), without duplicates."""
-    out: list[Path] = []
+def resolve_runs(paths: Iterable[str | os.PathLike | Folder]) -> list[Folder]:
+    """Run directories from paths, globs, pyarrow filesystem URIs (s3://, gs://, file://) and `Folder`s, in the
+    given order (globs sorted), without duplicates."""
+    out: list[Folder] = []
     for item in paths:
+        if isinstance(item, Folder) or is_uri(item):
+            folder = location(item)
+            if not folder.is_dir():
+                raise FileNotFoundError(f"run directory not found: {folder}")
+            if not _is_run_dir(folder):
+                raise FileNotFoundError(f"{folder} is not a run directory: it has no {SPEC_FILE} and none of the "
+                                        f"table folders {', '.join(TABLES)}")
+            if folder not in out:
+                out.append(folder)
+            continue
         text = os.fspath(item)
         if _has_magic(text):
             matches = [Path(p) for p in sorted(glob.glob(os.path.expanduser(text))) if Path(p).is_dir()]
             if not matches:
                 raise FileNotFoundError(f"no run directory matches {text!r}")
-            candidates = [p for p in matches if _is_run_dir(p)]
+            candidates = [p for p in matches if _is_run_dir(location(p))]
             if not candidates:
                 raise FileNotFoundError(f"{text!r} matches {len(matches)} folder(s) but none is a run directory "
                                         f"(one with {SPEC_FILE} or a table folder {', '.join(TABLES)})")
@@ -95,23 +108,23 @@ def resolve_runs(paths: Iterable[str | os.PathLike]) -> list[Path]:
             path = Path(text).expanduser()
             if not path.is_dir():
                 raise FileNotFoundError(f"run directory not found: {path}")
-            if not _is_run_dir(path):
+            if not _is_run_dir(location(path)):
                 raise FileNotFoundError(f"{path} is not a run directory: it has no {SPEC_FILE} and none of the "
                                         f"table folders {', '.join(TABLES)}")
             candidates = [path]
         for p in candidates:
-            if p.resolve() not in {q.resolve() for q in out}:
-                out.append(p)
+            if location(p) not in out:
+                out.append(location(p))
     if not out:
         raise FileNotFoundError("no run directory given")
     return out
 
 
-def _is_run_dir(path: Path) -> bool:
+def _is_run_dir(path: Folder) -> bool:
     return (path / SPEC_FILE).is_file() or any((path / t).is_dir() for t in TABLES)
 
 
-def _run_names(paths: list[Path]) -> list[str]:
+def _run_names(paths: list[Folder]) -> list[str]:
     """Folder names, or whole paths where two runs share a folder name."""
     names = [p.name or str(p) for p in paths]
     if len(set(names)) == len(names):
@@ -157,19 +170,16 @@ def _normalise_filters(filters: Any) -> tuple[Any, set[str] | None]:
     return pq.filters_to_expression(groups), columns
 
 
-def _table_files(folder: Path) -> list[Path]:
+def _table_files(folder: Folder) -> list[Folder]:
     """The table's Parquet files, skipping hidden/temporary ones ('.' or '_' prefix anywhere below `folder`)."""
-    files = []
-    for f in sorted(folder.rglob("*.parquet")):
-        if not any(part.startswith((".", "_")) for part in f.relative_to(folder).parts):
-            files.append(f)
-    return files
+    return [f for f in folder.files() if f.path.endswith(".parquet")
+            and not any(part.startswith((".", "_")) for part in folder.relative_parts(f))]
 
 
-def _partition_keys(folder: Path, files: list[Path]) -> list[str]:
+def _partition_keys(folder: Folder, files: list[Folder]) -> list[str]:
     keys: list[str] = []
     for f in files:
-        for part in f.relative_to(folder).parts[:-1]:
+        for part in folder.relative_parts(f)[:-1]:
             if "=" in part:
                 key = part.split("=", 1)[0]
                 if key not in keys:
@@ -189,38 +199,39 @@ def _restore_dtype(values: pd.Series, key: str) -> pd.Series:
     return values.astype("object")
 
 
-def read_table(folder: str | os.PathLike, filters: Any = None) -> pd.DataFrame:
+def read_table(folder: str | os.PathLike | Folder, filters: Any = None) -> pd.DataFrame:
     """One hive-partitioned table folder as pandas, through a pyarrow dataset over the union of the files'
     schemas (a column that only some trials have is kept; all-null columns widen to the other files' type).
 
     `filters`: as `load`'s. Partition keys (e.g. trial_id) are columns again, first, with their dtype restored.
     """
-    folder = Path(folder)
+    folder = location(folder)
     expr, _ = _normalise_filters(filters)
     files = _table_files(folder)
     if not files:
         return pd.DataFrame()
     try:
-        schema = pa.unify_schemas([pq.read_schema(f).remove_metadata() for f in files], promote_options="permissive")
+        schema = pa.unify_schemas([pq.read_schema(f.path, filesystem=f.fs).remove_metadata() for f in files],
+                                  promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
         raise ValueError(f"{folder}: the Parquet files do not share compatible columns ({err})") from None
     keys = [k for k in _partition_keys(folder, files) if k not in schema.names]
     part_schema = pa.schema([(k, pa.string()) for k in keys])
     partitioning = ds.partitioning(part_schema, flavor="hive") if keys else None
-    dataset = ds.dataset([str(f) for f in files], format="parquet", partitioning=partitioning,
-                         partition_base_dir=str(folder), schema=pa.unify_schemas([schema, part_schema]))
+    dataset = ds.dataset([f.path for f in files], format="parquet", partitioning=partitioning, filesystem=folder.fs,
+                         partition_base_dir=folder.path, schema=pa.unify_schemas([schema, part_schema]))
     frame = dataset.to_table(filter=expr).to_pandas()
     for k in keys:
         frame[k] = _restore_dtype(frame[k], k)
     return frame[keys + [c for c in frame.columns if c not in keys]]
 
 
-def _table_columns(folder: Path) -> set[str]:
+def _table_columns(folder: Folder) -> set[str]:
     """Column names of a stored table (file metadata only): the union over its files plus partition keys."""
     files = _table_files(folder)
     names: set[str] = set(_partition_keys(folder, files))
     for f in files:
-        names.update(pq.read_schema(f).names)
+        names.update(pq.read_schema(f.path, filesystem=f.fs).names)
     return names
 
 
@@ -228,7 +239,7 @@ def _empty(table: str) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype="object") for c in CORE_COLUMNS[table]})
 
 
-def _read_one(run_dir: Path, table: str, expr: Any, columns: set[str] | None, notes: list[str]) -> pd.DataFrame:
+def _read_one(run_dir: Folder, table: str, expr: Any, columns: set[str] | None, notes: list[str]) -> pd.DataFrame:
     folder = run_dir / table
     if not folder.is_dir():
         notes.append(f"{run_dir.name}: no {table!r} table ({folder} is missing)")
@@ -245,7 +256,7 @@ def _read_one(run_dir: Path, table: str, expr: Any, columns: set[str] | None, no
     return frame
 
 
-def _read_spec(run_dir: Path, notes: list[str]) -> dict:
+def _read_spec(run_dir: Folder, notes: list[str]) -> dict:
     path = run_dir / SPEC_FILE
     if not path.is_file():
         notes.append(f"{run_dir.name}: no {SPEC_FILE}")
@@ -261,8 +272,10 @@ def _read_spec(run_dir: Path, notes: list[str]) -> dict:
     return spec
 
 
-def load(run_dir_or_glob: str | os.PathLike, *more: str | os.PathLike, filters: Any = None) -> RunTables:
-    """The tables of one or more run directories (paths or globs) as one `RunTables`.
+def load(run_dir_or_glob: str | os.PathLike | Folder, *more: str | os.PathLike | Folder,
+         filters: Any = None) -> RunTables:
+    """The tables of one or more run directories (paths, globs, pyarrow filesystem URIs or `Folder`s) as one
+    `RunTables`.
 
     `filters` (dict, list of tuples, list of lists, or pyarrow Expression) is pushed down to every table that
     has the filtered columns; a table without them is read unfiltered and a note says so. Every frame gets a
@@ -282,7 +295,8 @@ def load(run_dir_or_glob: str | os.PathLike, *more: str | os.PathLike, filters: 
             parts[table].append(frame)
     frames = {t: _concat(parts[t]) for t in TABLES}
     spec = specs[names[0]] if len(names) == 1 else dict(specs)
-    return RunTables(**frames, spec=spec, specs=specs, runs=dict(zip(names, runs)), notes=notes)
+    runs_by_name = {n: r.local_path() or r for n, r in zip(names, runs)}
+    return RunTables(**frames, spec=spec, specs=specs, runs=runs_by_name, notes=notes)
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:

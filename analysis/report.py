@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from analysis import architectures as arch_mod
 from analysis import final as final_mod
 from analysis import plots as plots_mod
 from analysis import tables as tables_mod
@@ -108,7 +109,7 @@ def build_report(tables: RunTables, out_dir: str | Path, benchmark: str | Path |
             notes.append("no benchmark table given (--benchmark) or found from the spec: no optimum row")
     elif not Path(benchmark).expanduser().is_file():
         raise FileNotFoundError(f"benchmark table not found: {benchmark}")
-    _, sel_notes = tables_mod.selections_frame(tables, benchmark)
+    chosen, sel_notes = tables_mod.selections_frame(tables, benchmark)
     notes += sel_notes
     written = tables_mod.write_paper_tables(tables, out_dir, benchmark=benchmark, published=published)
     made = plots_mod.all_plots(tables, out_dir, benchmark=benchmark)
@@ -146,6 +147,8 @@ def build_report(tables: RunTables, out_dir: str | Path, benchmark: str | Path |
                   f"Files: [{paths['csv'].name}]({paths['csv'].name}), [{paths['tex'].name}]({paths['tex'].name})",
                   ""]
 
+    lines += arch_mod.section(chosen, tables_mod.run_space(chosen), plots_mod.proxy_columns(tables.samples),
+                              out_dir, _md_table)
     lines += final_mod.final_section(tables.runs, _md_table)
 
     lines += ["## Plots", ""]

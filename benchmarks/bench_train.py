@@ -90,10 +90,7 @@ def bench(protocol: str, steps: int, eval_batches: int, device: str) -> dict:
                    splits={"train": data, "test": data})
     p = run.protocol
 
-    def ours_step(i=[0]):
-        index = torch.arange(B, device=data.device) + (i[0] % steps) * B
-        i[0] += 1
-        x, y = data.batch(index, augment=p.augment, generator=run.generator, cutout=p.cutout)
+    def train_step(x, y):
         logits, aux = split_logits(run.model(x))
         loss = F.cross_entropy(logits, y) + (p.auxiliary_weight * F.cross_entropy(aux, y) if aux is not None else 0)
         run.optimizer.zero_grad(set_to_none=True)
@@ -101,6 +98,12 @@ def bench(protocol: str, steps: int, eval_batches: int, device: str) -> dict:
         if p.grad_clip:
             torch.nn.utils.clip_grad_norm_(run.model.parameters(), p.grad_clip)
         run.optimizer.step()
+
+    offsets = iter(range(10**9))
+
+    def ours_step():
+        index = torch.arange(B, device=data.device) + (next(offsets) % steps) * B
+        train_step(*data.batch(index, augment=p.augment, generator=run.generator, cutout=p.cutout))
 
     host_images = data.images.cpu().numpy()
     host_labels = data.labels.cpu().numpy()
@@ -114,14 +117,7 @@ def bench(protocol: str, steps: int, eval_batches: int, device: str) -> dict:
         return x.to(device), y.to(device)
 
     def peer_step():
-        x, y = peer_data()
-        logits, aux = split_logits(run.model(x))
-        loss = F.cross_entropy(logits, y) + (p.auxiliary_weight * F.cross_entropy(aux, y) if aux is not None else 0)
-        run.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if p.grad_clip:
-            torch.nn.utils.clip_grad_norm_(run.model.parameters(), p.grad_clip)
-        run.optimizer.step()
+        train_step(*peer_data())
 
     def ours_data():
         data.batch(torch.arange(B, device=data.device), augment=p.augment, generator=run.generator, cutout=p.cutout)

@@ -54,11 +54,11 @@ class SearchSpace(ABC):
     search_size: ClassVar[Mapping[str, int]] = {}
     #: the size keywords of `network` and the defaults of the networks that proxies score.
     proxy_size: ClassVar[Mapping[str, int]] = {}
-    #: search-loop settings that differ from the loop's generic defaults for this space (e.g. DARTS' weight
-    #: optimizer); a search config's own values win.
-    search_defaults: ClassVar[Mapping[str, Any]] = {}
     #: other keywords `network` takes (e.g. DARTS' "auxiliary", "imagenet" for final training); none by default.
     network_extras: ClassVar[tuple[str, ...]] = ()
+    #: search-config defaults of this space where they differ from the generic ones (keys of
+    #: `trainables.search_config.SearchConfig`, e.g. DARTS' weight decay 3e-4); a config's own keys win.
+    search_defaults: ClassVar[Mapping[str, Any]] = {}
 
     # ----- what every space implements ----------------------------------------------------------------
     @abstractmethod

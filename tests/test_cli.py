@@ -42,7 +42,8 @@ def test_every_subcommand_has_its_own_help(command, capsys):
 
 @pytest.mark.parametrize("script, module", [("sweep.py", "balenas.commands.sweep"),
                                             ("proxy_stage.py", "balenas.commands.proxies"),
-                                            ("score_space.py", "balenas.commands.score_space")])
+                                            ("score_space.py", "balenas.commands.score_space"),
+                                            ("train.py", "trainables.train.cli")])
 def test_platform_scripts_are_thin_wrappers_of_the_commands(script, module):
     spec = importlib.util.spec_from_file_location(f"platform_{script[:-3]}", REPO / "platform" / script)
     loaded = importlib.util.module_from_spec(spec)

@@ -101,9 +101,13 @@ def score_distributed(archs: Sequence[str], batch: tuple[torch.Tensor, torch.Ten
 
 
 def _score_task(archs, batch, names, space, num_classes, size, seed, gpu, channels_last):
+    import ray
+
     inputs, targets = batch
-    return score_architectures(archs, inputs, targets, names, space=space, num_classes=num_classes, size=size,
+    rows = score_architectures(archs, inputs, targets, names, space=space, num_classes=num_classes, size=size,
                                seed=seed, device=task_device(gpu), channels_last=channels_last)
+    node = ray.get_runtime_context().get_node_id()  # where each row was scored (spread across a cluster)
+    return [{**row, "node_id": node} for row in rows]
 
 
 # ----- storage ------------------------------------------------------------------------------------------------
@@ -169,9 +173,10 @@ def run_proxy_stage(run_dir: str | os.PathLike, spec: Mapping[str, Any], trials:
     """
     import ray
 
+    from analysis.fsfolder import location
     from search_spaces.data.datasets import dataset_spec
 
-    run_dir = Path(run_dir)
+    run_dir = location(run_dir)  # a path, a pyarrow filesystem URI or a Folder
     cfg = ProxySettings.from_spec(spec, **overrides)
     space = spec.get("space", DEFAULT_SPACE)
     table = _trials(run_dir, trials)

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from search_spaces.data import dataset_spec, load_splits
 from search_spaces.data.device import DeviceDataset
 from search_spaces.space import get_space
+from trainables.checkpoints import load_rng_state, rng_state, save_atomic
 from trainables.methods import ArchDistribution, ArchStepContext, EdgeWeights, make_distribution
 from trainables.methods.arch_params import detached_copy
 from trainables.search_config import SearchConfig, default_channels_last, parse_config
@@ -174,6 +175,8 @@ class SearchRun:
         method needs one by design (GDAS: the sampled op indices). benchmarks/gpu_check.py runs this under
         torch.cuda.set_sync_debug_mode("error")."""
         cfg, dist = self.cfg, self.distribution
+        if cfg.compile == "reduce-overhead":
+            torch.compiler.cudagraph_mark_step_begin()  # one training iteration for CUDA graph trees
         x, y = self.train(train_index, self.data_generator)
         xv, yv = self.valid(valid_index, self.data_generator)
         logits = self.forward(x, dist.weights_for_weight_step())
@@ -190,7 +193,8 @@ class SearchRun:
             ctx = ArchStepContext(self.model, self.forward, _loss_fn, (x, y), (xv, yv), self.optimizer, lr,
                                   self.global_step, self.epoch, self.total_epochs)
             out = dist.update(ctx)
-        return loss.detach(), correct, y.shape[0], out, yv.shape[0]
+        # a copy: under CUDA graphs the loss lives in the graph's memory, which the next replay overwrites
+        return loss.detach().clone(), correct, y.shape[0], out, yv.shape[0]
 
     def run_epoch(self) -> dict[str, Any]:
         """One search epoch; returns its metrics (JSON-able values)."""
@@ -255,10 +259,7 @@ class SearchRun:
     # ----- checkpoints ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume exactly (tensors and plain containers: loads with weights_only)."""
-        rng = {"torch": torch.get_rng_state(), "data": self.data_generator.get_state(),
-               "data_device_type": self.device.type}
-        if torch.cuda.is_available():
-            rng["cuda"] = torch.cuda.get_rng_state_all()
+        rng = rng_state(self.data_generator, self.device)
         return detached_copy({
             "format": CHECKPOINT_FORMAT, "config": dict(self.config), "method": self.cfg.method,
             "epoch": self.epoch, "global_step": self.global_step, "num_valid": len(self.valid),
@@ -278,26 +279,13 @@ class SearchRun:
         self.distribution.load_state_dict(state["distribution"])
         self.optimizer.load_state_dict(state["weight_optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        rng = state["rng"]
-        torch.set_rng_state(rng["torch"].cpu())
-        if rng.get("data_device_type") == self.device.type:
-            self.data_generator.set_state(rng["data"].cpu())
-        else:
-            log.warning("checkpoint's data generator is from a %s run; this run is on %s: data order differs",
-                        rng.get("data_device_type"), self.device.type)
-        if "cuda" in rng and torch.cuda.is_available() and len(rng["cuda"]) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
+        load_rng_state(state["rng"], self.data_generator, self.device)
         self.epoch = int(state["epoch"])
         self.global_step = int(state["global_step"])
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the checkpoint atomically (a crash mid-write leaves the previous file in place)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, path)
-        return path
+        return save_atomic(self.state_dict(), path)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, overrides: dict[str, Any] | None = None, *,

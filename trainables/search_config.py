@@ -89,9 +89,11 @@ class SearchConfig(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _space_defaults(cls, data: Any) -> Any:
-        """Settings the config leaves out take the space's `search_defaults` before the generic defaults."""
-        if isinstance(data, dict) and data.get("space", DEFAULT_SPACE) in available_spaces():
-            data = {**get_space(data.get("space", DEFAULT_SPACE)).search_defaults, **data}
+        """Keys the config leaves out take the space's `search_defaults` before the generic defaults."""
+        if isinstance(data, dict):
+            space = data.get("space", DEFAULT_SPACE)
+            if isinstance(space, str) and space in available_spaces():
+                data = {**get_space(space).search_defaults, **data}
         return data
 
     @property

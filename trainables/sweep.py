@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from analysis.fsfolder import Folder, is_uri
 from trainables.spec import SweepSpec, validate_spec
 from trainables.trainable import SearchTrainable
 from trainables.tune_results import INTERRUPTED, read_trials
@@ -30,7 +31,10 @@ from trainables.tuner import (
     InterruptAfter,
     TunerPlan,
     build_tuner,
+    check_paths_on_cluster,
     init_ray,
+    joins_cluster,
+    leave_job_working_dir,
     prepare_run_dir,
     with_resources,
 )
@@ -46,9 +50,13 @@ EXIT_OK, EXIT_TRIALS_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
 @dataclass
 class SweepResult:
-    run_dir: Path
+    run_dir: Path | Folder  # a Path where the run folder is on a local (or mounted) disk
     trials: pd.DataFrame
     interrupted: bool
+
+    def __post_init__(self):
+        if isinstance(self.run_dir, Folder) and self.run_dir.local_path() is not None:
+            self.run_dir = self.run_dir.local_path()
 
     @property
     def failed(self) -> pd.DataFrame:
@@ -61,9 +69,9 @@ class SweepResult:
         return EXIT_TRIALS_FAILED if len(self.failed) else EXIT_OK
 
 
-def tuner_plan(spec: SweepSpec) -> TunerPlan:
-    """The spec's Tune settings."""
-    return TunerPlan(name=spec.name, iterations=spec.epochs,
+def tuner_plan(spec: SweepSpec, *, cluster: bool = False) -> TunerPlan:
+    """The spec's Tune settings (`cluster`: the sweep joins a multi-node cluster; no actor reuse there)."""
+    return TunerPlan(name=spec.name, iterations=spec.epochs, reuse_actors=not cluster,
                      resources={"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
                      max_failures=spec.failure.max_failures, checkpoint_frequency=spec.checkpoint.frequency,
                      checkpoints_to_keep=spec.checkpoint.num_to_keep,
@@ -80,9 +88,20 @@ def param_space(spec: SweepSpec) -> dict[str, Any]:
     return _param_space([t.as_config() for t in spec.trials()])
 
 
-def prepare_sweep_dir(spec: SweepSpec, storage: str | os.PathLike, resume: bool) -> Path:
+def spec_paths(spec: SweepSpec) -> dict[str, str]:
+    """The spec's local files the trials read ({field: path}); data sets and tables named by URI or by a
+    built-in name are not paths."""
+    from search_spaces.benchmarks.registry import is_builtin_reference
+
+    out = {"data_root": spec.data_root, "split_file": spec.split_file}
+    if spec.benchmark and not is_builtin_reference(spec.benchmark):
+        out["benchmark"] = spec.benchmark
+    return {k: v for k, v in out.items() if v and not is_uri(v)}
+
+
+def prepare_sweep_dir(spec: SweepSpec, storage: str | os.PathLike | Folder, resume: bool) -> Folder:
     """The sweep's run folder (see `trainables.tuner.prepare_run_dir`); a resumed one must hold the same trials."""
-    def same_trials(stored_path: Path) -> bool:
+    def same_trials(stored_path: Folder) -> bool:
         stored = validate_spec(yaml.safe_load(stored_path.read_text()), source=str(stored_path))
         return [t.as_config() for t in stored.trials()] == [t.as_config() for t in spec.trials()]
 
@@ -116,13 +135,16 @@ def run_sweep(spec: SweepSpec, *, storage: str | os.PathLike | None = None, resu
               verbose: int = 1, ray_init: dict[str, Any] | None = None, proxies: bool = True) -> SweepResult:
     """Run (or with `resume`, finish) a sweep; returns the run folder and its `trials` table."""
     storage = storage or spec.storage or DEFAULT_STORAGE
+    leave_job_working_dir(storage)
     run_dir = prepare_sweep_dir(spec, storage, resume)
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the classic reporter shows our chosen columns
     started = init_ray(address, **(ray_init or {}))
     try:
+        if joins_cluster(address):  # the data must be where the trials run, not only where the driver runs
+            check_paths_on_cluster(spec_paths(spec))
         tuner = build_tuner(trainable or SearchTrainable, [t.as_config() for t in spec.trials()], run_dir,
-                            tuner_plan(spec), resume=resume, callbacks=callbacks,
+                            tuner_plan(spec, cluster=joins_cluster(address)), resume=resume, callbacks=callbacks,
                             progress_reporter=progress_reporter(spec), verbose=verbose)
         tuner.fit()
         trials = read_trials(run_dir)
@@ -140,10 +162,14 @@ def run_sweep(spec: SweepSpec, *, storage: str | os.PathLike | None = None, resu
     return SweepResult(run_dir, trials, interrupted)
 
 
-def run_proxies(run_dir: Path, spec: SweepSpec, trials: pd.DataFrame, progress: bool = True) -> None:
+def run_proxies(run_dir: Folder, spec: SweepSpec, trials: pd.DataFrame, progress: bool = True) -> None:
     """The proxy stage (trainables.sampling) on the finished trials."""
     from trainables.sampling import run_proxy_stage
 
+    if run_dir.local_path() is None:  # sample_trial opens checkpoints by a disk path (trainables.sampling)
+        log.warning("proxy stage skipped: the trials' checkpoints are in %s, not on a disk the scoring tasks can "
+                    "open; run `python platform/proxy_stage.py` on a copy of the run folder", run_dir)
+        return
     done = trials[trials["status"] == "TERMINATED"]
     if not len(done):
         log.warning("proxy stage skipped: no trial finished")

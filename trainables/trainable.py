@@ -5,7 +5,7 @@ returns its metrics plus the trial's identity (method, seed, label, `hp_<name>` 
 stands on its own; `save_checkpoint`/`load_checkpoint` write and read the run's complete state (weights,
 distribution, optimizers, RNG states, epoch) through `SearchRun.save` / `load_state_dict`, which is what Tune
 restores a failed trial from. Result rows reach the Parquet store through the driver's `ParquetResults`
-callback (trainables/sweep.py), not from here, so workers need no access to the results folder.
+callback (trainables/tune_results.py), not from here, so workers need no access to the results folder.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+import ray
 import torch
 from ray import tune
 
@@ -56,6 +57,7 @@ class SearchTrainable(tune.Trainable):
                          "dataset": trial["search"]["dataset"], "space": trial["search"]["space"],
                          **hp_fields(trial["hp"])}
         info = {"device": str(self.run.device), "total_epochs": self.run.total_epochs,
+                "node_id": ray.get_runtime_context().get_node_id(),  # the node this attempt runs on
                 "config_json": json.dumps(trial["search"], sort_keys=True),
                 **{f"version_{k}": v for k, v in library_versions().items()}}
         self.info = {TRIAL_INFO_PREFIX + k: v for k, v in info.items()}

@@ -16,13 +16,13 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from ray.tune import Callback
 
 from analysis import store
+from analysis.fsfolder import Folder, location
 from trainables.trainable import TRIAL_INFO_PREFIX, checkpoint_file, hp_fields, library_versions
 
 SPEC_FILE = "spec.yaml"
@@ -76,13 +76,19 @@ def trial_row(trial, history: pd.DataFrame | None) -> dict[str, Any]:
     row["error"] = _error_message(trial) if status == "ERROR" else None
     row["num_failures"] = int(getattr(trial.run_metadata, "num_failures", 0))
     ckpt = trial.checkpoint
-    row["checkpoint_path"] = checkpoint_file(ckpt.path) if ckpt is not None else None
+    if ckpt is not None:  # a local path where the checkpoint's filesystem is a local disk (also under a SubTree)
+        where = Folder(ckpt.filesystem, ckpt.path)
+        row["checkpoint_path"] = checkpoint_file(where.local_path() or ckpt.path)
+    else:
+        row["checkpoint_path"] = None
     row["trial_path"] = trial.path
     row["config_json"] = json.dumps(search, sort_keys=True)
     versions = {k.removeprefix(TRIAL_INFO_PREFIX + "version_"): v for k, v in last.items()
                 if k.startswith(TRIAL_INFO_PREFIX + "version_")} or library_versions()
     row.update({f"{k}_version": v for k, v in versions.items()})
     row["device"] = last.get(TRIAL_INFO_PREFIX + "device")
+    row["node_id"] = last.get(TRIAL_INFO_PREFIX + "node_id")  # of the last attempt (a retry may move it)
+    row["node_ip"] = last.get("node_ip")
     return {k: _scalar(v) for k, v in row.items()}
 
 
@@ -96,9 +102,9 @@ class ParquetResults(Callback):
     stopped sweep was moved before `--resume`), else from `run_dir`.
     """
 
-    def __init__(self, run_dir: str | os.PathLike, *, epochs_table: str = EPOCHS, trials_table: str = TRIALS,
-                 make_trial_row: TrialRow = trial_row):
-        self.run_dir = str(run_dir)
+    def __init__(self, run_dir: str | os.PathLike | Folder, *, epochs_table: str = EPOCHS,
+                 trials_table: str = TRIALS, make_trial_row: TrialRow = trial_row):
+        self.run_dir = location(run_dir)
         self.epochs_table, self.trials_table, self.make_trial_row = epochs_table, trials_table, make_trial_row
         self._history: dict[str, dict[int, dict[str, Any]]] = {}
 
@@ -108,11 +114,18 @@ class ParquetResults(Callback):
     def __setstate__(self, state):
         self.__dict__.update({"epochs_table": EPOCHS, "trials_table": TRIALS, "make_trial_row": trial_row})
         self.__dict__.update(state)
+        self.run_dir = location(self.run_dir)
         self._history = {}
 
-    def _dir(self, trial) -> str:
-        path = getattr(getattr(trial, "storage", None), "experiment_fs_path", None)
-        return path if path and Path(path, SPEC_FILE).is_file() else self.run_dir
+    def _dir(self, trial) -> Folder:
+        storage = getattr(trial, "storage", None)
+        path = getattr(storage, "experiment_fs_path", None)
+        fs = getattr(storage, "storage_filesystem", None) or self.run_dir.fs
+        if path:
+            folder = Folder(fs, path)
+            if (folder / SPEC_FILE).is_file():
+                return folder
+        return self.run_dir
 
     def _trial_history(self, trial) -> dict[int, dict[str, Any]]:
         if trial.trial_id not in self._history:  # first sight (also after --resume): what is stored already
@@ -152,7 +165,7 @@ class ParquetResults(Callback):
             self._write_trial(trial)
 
 
-def read_trials(run_dir: str | os.PathLike, table: str = TRIALS) -> pd.DataFrame:
+def read_trials(run_dir: str | os.PathLike | Folder, table: str = TRIALS) -> pd.DataFrame:
     """The trials table, or an empty one (with `trial_id` and `status`) when no trial has written yet."""
     try:
         return store.read_table(run_dir, table)

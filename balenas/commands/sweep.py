@@ -60,7 +60,9 @@ def main(argv: list[str] | None = None, prog: str = "balenas sweep") -> int:
     try:
         result = run_sweep(spec, storage=args.storage, resume=args.resume, address=args.address,
                            ray_init=ray_init, verbose=0 if args.quiet else 1, proxies=not args.no_proxies)
-    except (FileExistsError, FileNotFoundError, ValueError) as err:
+    except (FileExistsError, FileNotFoundError, ValueError, ConnectionError) as err:
+        if isinstance(err, OSError) and err.errno is not None and not err.filename:
+            raise  # a system error that names no path is no bad input: its traceback says where it arose
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.quiet:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from search_spaces.benchmarks.base import Benchmark, UnknownArchitectureError
+from search_spaces.benchmarks.base import Benchmark, ReportColumn, UnknownArchitectureError, bench_column
 from search_spaces.darts.genotype import Genotype, canonical
 
 DATASET = "cifar10"
@@ -38,6 +38,7 @@ class NB301ZCBenchmark(Benchmark):
     name = "nb301-zc"
     record_extras = ("naslib_params_M",)
     default_epochs = EPOCHS
+    report_columns = (ReportColumn("NAS-Bench-301", "valid", "nb301_valid", (bench_column(DATASET, "valid"),)),)
 
     def canonical_key(self, arch) -> str:
         return canonical(arch)
@@ -69,8 +70,6 @@ class NB301ZCBenchmark(Benchmark):
     @classmethod
     def test_column(cls, dataset: str) -> str:
         """NB301 has no test accuracy: its CIFAR-10 validation accuracy is the one to watch."""
-        from search_spaces.benchmarks.base import bench_column
-
         return bench_column(DATASET, "valid")
 
     @classmethod

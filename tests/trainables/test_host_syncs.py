@@ -1,9 +1,10 @@
 """No host synchronisation in the search step, checked on the CPU for every registered method and space.
 
 `count_host_syncs` counts the Python-level ways a tensor value reaches the host from the project's own code
-(`.item()`, `.tolist()`, `bool()`, `float()`, ...). A method that needs one by design declares it here with
-the reason; every other registered method (and any new one) must do its step with none. The CUDA check
-(benchmarks/gpu_check.py) also catches syncs inside torch's C++ under `torch.cuda.set_sync_debug_mode`.
+(`.item()`, `.tolist()`, `bool()`, `float()`, ...). A method that needs one by design declares it in its class
+(`host_syncs_per_step`, e.g. GDAS); every other registered method (and any new one) must do its step with
+none. The CUDA check (benchmarks/gpu_check.py) also catches syncs inside torch's C++ under
+`torch.cuda.set_sync_debug_mode`.
 """
 
 from __future__ import annotations
@@ -14,11 +15,8 @@ import torch
 from search_spaces.data.device import DeviceDataset
 from search_spaces.space import available_spaces, get_space
 from trainables.host_sync import count_host_syncs
-from trainables.methods import available_methods, make_distribution
+from trainables.methods import available_methods, get_method, make_distribution
 from trainables.search import SearchRun
-
-#: syncs per iteration a method needs by design, and why
-BY_DESIGN = {"gdas": 1}  # the sampled op indices go to the host so that only the sampled ops run
 
 
 def tiny_splits(n: int = 16, num_classes: int = 10) -> dict[str, DeviceDataset]:
@@ -65,7 +63,7 @@ def test_probe_sees_syncs_in_project_code_only():
 @pytest.mark.parametrize("method", available_methods())
 def test_search_step_does_not_sync(method):
     per_step, calls = syncs_per_iteration(tiny_run(method))
-    assert per_step == BY_DESIGN.get(method, 0), calls
+    assert per_step == get_method(method).host_syncs_per_step, calls
 
 
 def _one_space_per_class() -> list[str]:

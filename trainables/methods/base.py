@@ -60,6 +60,9 @@ class ArchDistribution(ABC):
     name: ClassVar[str]
     #: the method's hyper-parameters: names, defaults and checks (`trainables.methods.params`).
     Params: ClassVar[type[MethodParams]] = MethodParams
+    #: host synchronisations one search iteration needs by design (0: none; tests/trainables/test_host_syncs.py
+    #: and benchmarks/gpu_check.py hold every method to this number)
+    host_syncs_per_step: ClassVar[int] = 0
 
     def __init__(self, space: SearchSpace, params: Mapping[str, Any] | None = None, *,
                  num_valid: int, device: torch.device | str = "cpu", seed: int = 0):

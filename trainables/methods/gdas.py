@@ -57,6 +57,7 @@ class GDAS(AnnealedGumbel):
 
     name: ClassVar[str] = "gdas"
     Params: ClassVar = GDASParams
+    host_syncs_per_step: ClassVar[int] = 1  # the sampled op indices (see the module docstring)
 
     def __init__(self, space, params=None, *, num_valid: int, device="cpu", seed: int = 0):
         super().__init__(space, params, num_valid=num_valid, device=device, seed=seed)

@@ -32,6 +32,7 @@ from torch import nn
 from search_spaces.data import load_splits
 from search_spaces.data.device import DeviceDataset
 from search_spaces.space import get_space
+from trainables.checkpoints import load_rng_state, rng_state, save_atomic
 from trainables.methods.arch_params import detached_copy
 from trainables.search import resolve_device
 from trainables.train.config import TrainConfig, parse_train_config
@@ -50,17 +51,18 @@ class NonFiniteLoss(RuntimeError):
 
 
 def network_keywords(space, protocol: TrainProtocol) -> dict[str, Any]:
-    """Keywords for `space.network(arch, num_classes=..., **kw)`: size (`space.proxy_size` keys), extras
-    (`space.network_extras`) and `auxiliary` where taken.
+    """Keywords for `space.network(arch, num_classes=..., **kw)`: the protocol's size (checked against the space's
+    size keys), its `network` extras and `auxiliary`, where the space lists them in `network_extras`.
 
     A keyword the space's network does not take is a ValueError naming the protocol field.
     """
-    extras = tuple(space.network_extras)
-    kw: dict[str, Any] = dict(space.sizes("proxy", protocol.size, field="protocol.size"))
+    space.sizes("proxy", protocol.size, field="protocol.size")  # raises naming the key; the space fills defaults
+    extras = tuple(getattr(space, "network_extras", ()))
+    kw: dict[str, Any] = dict(protocol.size)
     for key, value in protocol.network.items():
         if key not in extras:
-            raise ValueError(f"protocol network.{key}={value!r}: space {space.name!r}'s network takes no "
-                             f"{key!r}; its extras: {', '.join(extras) or '(none)'}")
+            raise ValueError(f"protocol network.{key}={value!r}: space {space.name!r}'s network takes no {key!r}; "
+                             f"its extras: {', '.join(extras) or '(none)'}")
         kw[key] = value
     if "auxiliary" in extras:
         kw["auxiliary"] = protocol.auxiliary
@@ -262,10 +264,7 @@ class TrainRun:
     # ----- checkpoints ------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume exactly (tensors and plain containers: loads with weights_only)."""
-        rng = {"torch": torch.get_rng_state(), "data": self.generator.get_state(),
-               "data_device_type": self.device.type}
-        if torch.cuda.is_available():
-            rng["cuda"] = torch.cuda.get_rng_state_all()
+        rng = rng_state(self.generator, self.device)
         return detached_copy({
             "format": CHECKPOINT_FORMAT, "config": dict(self.config), "arch": self.arch, "epoch": self.epoch,
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
@@ -279,26 +278,13 @@ class TrainRun:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        rng = state["rng"]
-        torch.set_rng_state(rng["torch"].cpu())
-        if rng.get("data_device_type") == self.device.type:
-            self.generator.set_state(rng["data"].cpu())
-        else:
-            log.warning("checkpoint's data generator is from a %s run; this run is on %s: data order differs",
-                        rng.get("data_device_type"), self.device.type)
-        if "cuda" in rng and torch.cuda.is_available() and len(rng["cuda"]) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
+        load_rng_state(state["rng"], self.generator, self.device)
         self.epoch = int(state["epoch"])
         self.last_eval = dict(state.get("last_eval", {}))
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the checkpoint atomically (a crash mid-write leaves the previous file in place)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, path)
-        return path
+        return save_atomic(self.state_dict(), path)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, overrides: dict[str, Any] | None = None,

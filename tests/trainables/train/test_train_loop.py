@@ -97,7 +97,7 @@ def test_bad_configs_name_the_value():
         TrainRun({**tiny_config(), "arch": "|bogus~0|"})
     with pytest.raises(ValueError, match="dataset 'svhn'"):
         TrainRun({**tiny_config(), "dataset": "svhn"})
-    with pytest.raises(ValueError, match="size.layers=20: space 'nb201'"):
+    with pytest.raises(ValueError, match="protocol.size.layers: space 'nb201' takes no size key 'layers'"):
         TrainRun({**tiny_config(), "overrides": {"size": {"layers": 20}}},
                  splits={"train": separable(8, 2, 0), "test": separable(8, 2, 1)})
 
@@ -128,15 +128,18 @@ class ToySpace(space_registry.SearchSpace):
     name = "toy-aux"
     arch_shapes = {}
     option_names = {}
+    proxy_size = {"C": 4}
+    network_extras = ("auxiliary",)
 
-    def supernet(self, C, N, num_classes):
+    def supernet(self, num_classes, **size):
         raise NotImplementedError
 
-    def discretize(self, scores):
+    def discretize(self, probs):
         raise NotImplementedError
 
-    def network(self, arch, num_classes=10, C=4, auxiliary=False):
-        return ToyNet(num_classes, C, auxiliary)
+    def network(self, arch, num_classes=10, **size):
+        auxiliary = size.pop("auxiliary", False)
+        return ToyNet(num_classes, self.sizes("proxy", size)["C"], auxiliary)
 
     def canonical(self, arch):
         if arch != "toy":
@@ -181,3 +184,18 @@ def test_a_network_without_drop_path_or_aux_rejects_them():
         TrainRun(tiny_config(auxiliary=True), splits=splits)
     with pytest.raises(ValueError, match="drop_path_prob=0.2: space 'nb201'"):
         TrainRun(tiny_config(drop_path_prob=0.2), splits=splits)
+
+
+@pytest.mark.parametrize("steps", [2, 6])
+def test_one_host_sync_per_epoch_whatever_the_steps(steps):
+    from trainables.host_sync import count_host_syncs
+
+    splits = {"train": separable(64, 2, 0), "test": separable(16, 2, 1)}
+    run = TrainRun(tiny_config(epochs=3, batch_size=8, steps_per_epoch=steps, cutout=4, eval_every=2,
+                               grad_clip=5.0, label_smoothing=0.1), splits=splits)
+    with count_host_syncs() as training_only:
+        run.run_epoch()  # epoch 1: no evaluation (eval_every=2)
+    with count_host_syncs() as with_eval:
+        run.run_epoch()  # epoch 2: evaluation too
+    assert sum(training_only.values()) == 1, dict(training_only)
+    assert sum(with_eval.values()) == 2, dict(with_eval)

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from search_spaces.data.device import DeviceDataset
-from search_spaces.space import get_space
 from trainables.train import PRESETS, TrainRun
 
 #: a small network and a valid architecture per space (a new space adds one line here)
@@ -37,8 +36,6 @@ def tiny_size_and_arch(space: str) -> tuple[dict, str]:
     size, arch = TINY[space]
     if arch is None:
         arch = str(pytest.importorskip("search_spaces.darts.published").DARTS_V2)
-    if not hasattr(get_space(space), "sizes") and space == "darts":
-        pytest.skip("the DARTS space's network needs the generic size contract (SearchSpace.sizes, h-core)")
     return size, arch
 
 

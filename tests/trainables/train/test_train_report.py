@@ -50,11 +50,13 @@ def test_published_rows_per_data_set(dataset, methods):
 
 def test_trained_against_the_table_per_architecture(tmp_path):
     rows = [row(A, s, 100 - acc, [], space="nb201", dataset="cifar10", protocol="nb201-12", bench_epochs=12,
+                epochs_done=12,
                 bench_test_acc=88.22, bench_valid_acc=float("nan")) for s, acc in ((0, 87.0), (1, 89.0))]
     write_final(tmp_path / "run", rows)
     bench = final_mod.benchmark_table(final_mod.final_frame([tmp_path / "run"])).iloc[0]
     assert bench["our test acc"] == "88.00 ± 1.41" and bench["table test acc"] == "88.22"
     assert bench["test diff"] == "-0.22" and "our valid acc" not in bench.index
+    assert bench["our epochs"] == 12 and bench["bench epochs"] == 12
 
 
 def test_no_final_table_no_section(tmp_path):
