@@ -278,8 +278,8 @@ def _check_consistency(spec: SweepSpec) -> list[tuple[str, str]]:
 
 
 def resolve_path(value: str | None, base: Path) -> str | None:
-    if value is None:
-        return None
+    if value is None or re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", value):  # a URI (e.g. `storage: s3://...`) as is
+        return value
     p = Path(value).expanduser()
     return str((p if p.is_absolute() else base / p).resolve())
 
