@@ -222,7 +222,7 @@ def time_iterations(run: SearchRun, warmup: int, budget_s: float, max_steps: int
     synchronize(run.device)
     warmup_s = time.perf_counter() - t0
     steps, start = 0, time.perf_counter()
-    while steps < max_steps and (steps < 3 or time.perf_counter() - start < budget_s):
+    while steps < max_steps and (steps < 3 or time.perf_counter() - start < budget_s):  # at least 3 unless capped
         run.step(*step_indices(run, g), 0.025, interval)
         steps += 1
         if steps in (3, 10, 30, 100):
@@ -558,7 +558,7 @@ def darts_iteration(res: dict[str, Any], device: torch.device, slice_s: float, t
         raise Skipped(f"not available: the search config does not take the DARTS space's size keys yet ({e})") from None
     run = SearchRun(config, splits=random_splits(batch * 4, device))
     res["search_size"] = size
-    res.update(time_iterations(run, warmup=2, budget_s=slice_s / 2, max_steps=3 if tiny else 100))
+    res.update(time_iterations(run, warmup=1 if tiny else 2, budget_s=slice_s / 2, max_steps=1 if tiny else 100))
 
 
 def darts_cifar(res: dict[str, Any], device: torch.device, timeout_s: float, tiny: bool) -> None:
