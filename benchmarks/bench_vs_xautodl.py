@@ -10,7 +10,8 @@ Settings are timed in interleaved rounds (every setting once per round, rotating
 other processes hits all alike; figures are medians over rounds of (epoch time / steps), ratios to xautodl.
 
     pip install --no-deps xautodl==1.0.0   # its numpy pin is stale; the model needs only torch
-    python benchmarks/bench_vs_xautodl.py --threads 2 --steps 2 --rounds 5
+    python benchmarks/bench_vs_xautodl.py --threads 2 --steps 2 --rounds 5              # a quiet machine
+    python benchmarks/bench_vs_xautodl.py --threads 1 --clock cpu --steps 1 --rounds 2   # a shared, loaded one
 """
 
 from __future__ import annotations
@@ -66,11 +67,11 @@ class XautodlDartsV1:
         self.a_opt.step()
         stats += [arch_loss.item(), (logits.argmax(-1) == yv).float().mean().item()]
 
-    def time(self, steps: int) -> float:
-        start = time.perf_counter()
+    def time(self, steps: int, clock=time.perf_counter) -> float:
+        start = clock()
         for i in range(steps):
             self.iteration(i)
-        return (time.perf_counter() - start) / steps
+        return (clock() - start) / steps
 
 
 def ours(channels_last, args, splits) -> SearchRun:
@@ -81,10 +82,10 @@ def ours(channels_last, args, splits) -> SearchRun:
     return SearchRun(config, splits=splits)
 
 
-def time_ours(run: SearchRun) -> float:
-    start = time.perf_counter()
+def time_ours(run: SearchRun, clock=time.perf_counter) -> float:
+    start = clock()
     row = run.run_epoch()
-    return (time.perf_counter() - start) / row["steps"]
+    return (clock() - start) / row["steps"]
 
 
 def main(argv=None) -> dict:
@@ -95,17 +96,20 @@ def main(argv=None) -> dict:
     parser.add_argument("--steps", type=int, default=2, help="iterations per timed epoch")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="cpu: process CPU time (robust on a shared CPU with --threads 1)")
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
 
     splits = random_splits(max(args.batch * args.steps, args.batch))
     default = SearchConfig().channels_last
     timers = {
-        "xautodl DARTS-V1": partial(XautodlDartsV1(args.C, args.N, args.batch, splits).time, args.steps),
-        f"ours, default config (channels_last={default!r})": partial(time_ours, ours(None, args, splits)),
-        "ours, channels_last=False (NCHW)": partial(time_ours, ours(False, args, splits)),
-        "ours, channels_last=True": partial(time_ours, ours(True, args, splits)),
+        "xautodl DARTS-V1": partial(XautodlDartsV1(args.C, args.N, args.batch, splits).time, args.steps, clock),
+        f"ours, default config (channels_last={default!r})": partial(time_ours, ours(None, args, splits), clock),
+        "ours, channels_last=False (NCHW)": partial(time_ours, ours(False, args, splits), clock),
+        "ours, channels_last=True": partial(time_ours, ours(True, args, splits), clock),
     }
     for t in timers.values():  # warm-up
         t()
@@ -119,7 +123,8 @@ def main(argv=None) -> dict:
     medians = {k: statistics.median(v) for k, v in times.items()}
     ref = medians["xautodl DARTS-V1"]
     print(f"torch {torch.__version__} threads={torch.get_num_threads()} C={args.C} N={args.N} batch={args.batch} "
-          f"steps/epoch={args.steps} rounds={args.rounds} load(1 min) {load_before:.1f} -> {load_after:.1f}")
+          f"steps/epoch={args.steps} rounds={args.rounds} clock={args.clock} "
+          f"load(1 min) {load_before:.1f} -> {load_after:.1f}")
     print("| setting | s / iteration (median) | min | max | x xautodl |")
     print("|---|---|---|---|---|")
     for k in names:

@@ -222,7 +222,7 @@ def time_iterations(run: SearchRun, warmup: int, budget_s: float, max_steps: int
     synchronize(run.device)
     warmup_s = time.perf_counter() - t0
     steps, start = 0, time.perf_counter()
-    while steps < max_steps and (steps < 3 or time.perf_counter() - start < budget_s):
+    while steps < max_steps and (steps < 3 or time.perf_counter() - start < budget_s):  # at least 3 unless capped
         run.step(*step_indices(run, g), 0.025, interval)
         steps += 1
         if steps in (3, 10, 30, 100):
@@ -377,24 +377,25 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, str]:
 
 def naswot(res: dict[str, Any], device: torch.device, size: dict[str, int], slice_s: float, tiny: bool) -> None:
     from search_spaces.nb201.encoding import all_architectures
-    from trainables.sampling import score_architectures
+    from trainables.proxy_selection import score_architectures
 
     archs = all_architectures()
     g = torch.Generator().manual_seed(0)
     order = torch.randperm(len(archs), generator=g).tolist()
     batches = (8, 16) if tiny else (64, 128)
+    net = {"C": size["C"], "N": size["N"]}
     rows = []
     for batch in batches:
         x = torch.randn(batch, 3, 32, 32, generator=g)
         y = torch.randint(0, 10, (batch,), generator=g)
         for channels_last in (False, True):
-            score_architectures([archs[order[0]]], x, y, ["naswot"], C=size["C"], N=size["N"], device=device,
+            score_architectures([archs[order[0]]], x, y, ["naswot"], space="nb201", size=net, device=device,
                                 channels_last=channels_last)  # warm-up
             synchronize(device)
             start, n = time.perf_counter(), 0
             while n < (4 if tiny else 2000) and (n < 2 or time.perf_counter() - start < slice_s / 4):
                 chunk = [archs[order[(1 + n + i) % len(archs)]] for i in range(4)]
-                scored = score_architectures(chunk, x, y, ["naswot"], C=size["C"], N=size["N"], device=device,
+                scored = score_architectures(chunk, x, y, ["naswot"], space="nb201", size=net, device=device,
                                              channels_last=channels_last)
                 n += len(scored)
             synchronize(device)
@@ -421,7 +422,8 @@ def search(res: dict[str, Any], device: torch.device, size: dict[str, int], data
     run = make_run(device, size, "balenas", splits, steps_per_epoch=4 if tiny else None, epochs=SEARCH_EPOCHS,
                    **extra)
     start, rows = time.perf_counter(), []
-    while not run.done and (not rows or time.perf_counter() - start + rows[-1]["epoch_time_s"] < slice_s):
+    max_epochs = 3 if tiny else SEARCH_EPOCHS
+    while len(rows) < max_epochs and (not rows or time.perf_counter() - start + rows[-1]["epoch_time_s"] < slice_s):
         row = run.run_epoch()
         keep = ("epoch", "steps", "epoch_time_s", "train_acc", "valid_acc", "genotype")
         rows.append({k: v for k, v in row.items() if k in keep or (k.startswith("bench_") and "200" in k)})
@@ -556,7 +558,7 @@ def darts_iteration(res: dict[str, Any], device: torch.device, slice_s: float, t
         raise Skipped(f"not available: the search config does not take the DARTS space's size keys yet ({e})") from None
     run = SearchRun(config, splits=random_splits(batch * 4, device))
     res["search_size"] = size
-    res.update(time_iterations(run, warmup=2, budget_s=slice_s / 2, max_steps=3 if tiny else 100))
+    res.update(time_iterations(run, warmup=1 if tiny else 2, budget_s=slice_s / 2, max_steps=1 if tiny else 100))
 
 
 def darts_cifar(res: dict[str, Any], device: torch.device, timeout_s: float, tiny: bool) -> None:

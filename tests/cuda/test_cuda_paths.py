@@ -98,19 +98,20 @@ def test_resume_on_cuda(tmp_path):
     # data order and sampling resume exactly; cuDNN's kernels need not be bitwise reproducible
     assert tail["train_loss"] == pytest.approx(full[1]["train_loss"], rel=1e-3)
     dist, _ = load_distribution(path, device="cpu")  # a CUDA checkpoint opens on the CPU
-    for k, v in first.distribution.mode_scores().items():
-        assert torch.equal(dist.mode_scores()[k], v.cpu()), k
+    for k, v in first.distribution.mode_probabilities().items():
+        assert torch.equal(dist.mode_probabilities()[k], v.cpu()), k
 
 
 def test_proxies_on_cuda_match_the_cpu():
     from trainables.proxies import names
-    from trainables.sampling import score_architectures
+    from trainables.proxy_selection import score_architectures
 
     torch.manual_seed(0)
     x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
     archs = all_architectures()[1000:1003]
-    on_cpu = score_architectures(archs, x, y, names(), C=4, N=1)
-    on_gpu = score_architectures(archs, x, y, names(), C=4, N=1, device="cuda")
+    size = {"C": 4, "N": 1}
+    on_cpu = score_architectures(archs, x, y, names(), space="nb201", size=size)
+    on_gpu = score_architectures(archs, x, y, names(), space="nb201", size=size, device="cuda")
     for a, b in zip(on_cpu, on_gpu):
         for name in names():
             assert (a[name] is None) == (b[name] is None), (a["arch"], name, b.get(f"{name}_error"))
