@@ -166,13 +166,17 @@ def run_step(name: str, cmd: list[str], env: dict, timings: dict, log: Path, tim
         raise RuntimeError(f"step {name!r} failed (rc {rc}); see {log}:\n" + log.read_text()[-3000:])
 
 
-def table_rows(folder: Path) -> dict[str, int]:
-    """Rows per Parquet table (each table a folder of .parquet files, or one file) under the fetched results."""
-    rows = {}
-    for path in sorted(folder.rglob("*.parquet")):
-        table = path.parent.relative_to(folder).as_posix() if path.parent != folder else path.stem
+def table_rows(run: Path) -> dict[str, int]:
+    """Rows per Parquet table of a fetched run folder (a table is a folder, partitioned by trial_id)."""
+    rows: dict[str, int] = {}
+    for path in sorted(run.rglob("*.parquet")):
+        table = path.relative_to(run).parts[0]
         rows[table] = rows.get(table, 0) + pq.read_metadata(path).num_rows
     return rows
+
+
+# the tiny spec's 2 trials x 1 epoch, each scoring 4 sampled architectures
+EXPECTED_ROWS = {"trials": 2, "epochs": 2, "samples": 8}
 
 
 def stop_cluster_processes(tmp: Path) -> int:
@@ -221,18 +225,21 @@ def main(argv: list[str] | None = None) -> int:
         fetched = tmp / "fetched"
         run_step("ray rsync-down", ["ray", "rsync-down", str(config), "~/results/tiny", f"{fetched}/"],
                  env, timings, log)
-        rows = table_rows(fetched)
+        rows = table_rows(fetched / "tiny")
         run_step("ray down", ["ray", "down", "-y", str(config)], env, timings, log)
         up = False
-        trials = pd.read_parquet(next(fetched.rglob("trials*"))) if any(fetched.rglob("trials*")) else None
+        trials = pd.read_parquet(fetched / "tiny" / "trials")
+        wrong = {t: (rows.get(t, 0), n) for t, n in EXPECTED_ROWS.items() if rows.get(t, 0) != n}
         print("\n== summary ==")
         print(f"command: python benchmarks/cluster_local.py   load: {os.getloadavg()}")
         for name, seconds in timings.items():
             print(f"  {name:<18} {seconds:7.1f} s")
         for table, n in rows.items():
-            print(f"  table {table:<30} {n} rows")
-        if trials is not None:
-            print(f"  trials: {len(trials)} rows, columns {list(trials.columns)[:8]}...")
+            print(f"  table {table:<12} {n:4d} rows")
+        print(f"  trials: {sorted(trials['trial_label'])}")
+        if wrong:
+            print(f"FAILED: rows (got, expected) per table: {wrong}")
+            return 1
         return 0
     finally:
         if up:

@@ -87,3 +87,35 @@ def test_cluster_spec_fits_the_nodes_and_the_commands_name_real_files(config):
     assert "../shared" not in text  # the product never depends on the development machines' folder
     for path in set(re.findall(r"platform/[\w/]+\.(?:py|yaml)", text)):
         assert (REPO / path).is_file(), path
+
+
+LOCAL = REPO / "platform" / "cluster-local.yaml"
+RAY_DEFAULT_PORTS = {"--port": 6379, "--dashboard-port": 8265, "--dashboard-agent-listen-port": 52365,
+                     "--ray-client-server-port": 10001, "--metrics-export-port": None}
+
+
+@pytest.mark.parametrize("path", [CLUSTER, LOCAL], ids=["cluster", "cluster-local"])
+def test_rays_submit_driver_presents_the_token(path):
+    """`ray submit` runs the driver in the head's login shell: setup must give it RAY_AUTH_MODE=token (a run of
+    benchmarks/cluster_local.py was refused by the cluster without it)."""
+    config = yaml.safe_load(path.read_text())
+    assert any("RAY_AUTH_MODE=token" in c and "~/.bashrc" in c for c in config["setup_commands"])
+
+
+def test_local_provider_config_is_launchable_and_keeps_off_rays_defaults():
+    config = yaml.safe_load(LOCAL.read_text())
+    schema = json.loads((Path(ray.autoscaler.__file__).parent / "ray-schema.json").read_text())
+    jsonschema.validate(config, schema)
+    validate_config(prepare_config(config))
+    assert config["provider"]["type"] == "local" and config["max_workers"] == len(config["provider"]["worker_ips"])
+    assert config["file_mounts"]["~/balenas"] == "."
+    head = " ".join(config["head_start_ray_commands"])
+    workers = " ".join(config["worker_start_ray_commands"])
+    assert "RAY_AUTH_MODE=token" in head and "RAY_AUTH_MODE=token" in workers and "0.0.0.0" not in head
+    for flag, default in RAY_DEFAULT_PORTS.items():
+        port = re.search(rf"{flag}=(\d+)", head)
+        assert port and int(port.group(1)) != default, flag
+    gcs = re.search(r"--port=(\d+)", head).group(1)
+    assert f"--address=$RAY_HEAD_IP:{gcs}" in workers
+    temp = re.search(r"--temp-dir=(\S+)", head).group(1)
+    assert temp != "/tmp/ray" and f"--temp-dir={temp}" in workers
