@@ -16,7 +16,10 @@ MAX_PICTURES = 12
 def _params_m(space, arch: str) -> float:
     import torch
 
-    with torch.device("meta"):          # shapes only: nothing allocated or initialised
+    try:
+        with torch.device("meta"):      # shapes only: nothing allocated or initialised
+            net = space.network(arch)
+    except (RuntimeError, NotImplementedError):    # a network whose construction needs real tensors
         net = space.network(arch)
     return sum(p.numel() for p in net.parameters()) / 1e6
 

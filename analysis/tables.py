@@ -126,14 +126,15 @@ def rules(sel: pd.DataFrame) -> list[str]:
 
 
 # ---- run rows ---------------------------------------------------------------------------------------------
-def summarize(sel: pd.DataFrame, rule: str = ARGMAX) -> pd.DataFrame:
-    """mean, std (ddof=1) and n over seeds of every bench column, per row of the table (method, and where
-    they vary, search data set and hyper-parameters). Columns: rule, label, <keys>, metric, n, mean, std."""
+def summarize(sel: pd.DataFrame, rule: str = ARGMAX, metrics: Sequence[str] | None = None) -> pd.DataFrame:
+    """mean, std (ddof=1) and n over seeds of every bench column (or of `metrics`; one the rows lack has
+    n = 0), per row of the table (method, and where they vary, search data set and hyper-parameters).
+    Columns: rule, label, <keys>, metric, n, mean, std."""
     cols = ["rule", "label", "metric", "n", "mean", "std"]
     if sel.empty or "rule" not in sel.columns:
         return pd.DataFrame(columns=cols)
     part = sel[sel["rule"] == rule]
-    metrics = bench_columns(part)
+    metrics = bench_columns(part) if metrics is None else list(metrics)
     if part.empty or not metrics:
         return pd.DataFrame(columns=cols)
     keys = config_keys(part)
@@ -143,7 +144,7 @@ def summarize(sel: pd.DataFrame, rule: str = ARGMAX) -> pd.DataFrame:
         values = values if isinstance(values, tuple) else (values,)
         label = config_label(keys, values)
         for m in metrics:
-            x = group[m].astype(float)
+            x = group[m].astype(float) if m in group.columns else pd.Series(np.nan, index=group.index)
             out.append({"rule": rule, "label": label, **dict(zip(keys, values)), "metric": m,
                         "n": int(x.notna().sum()), "mean": x.mean(), "std": x.std()})
     return pd.DataFrame(out)
@@ -152,8 +153,9 @@ def summarize(sel: pd.DataFrame, rule: str = ARGMAX) -> pd.DataFrame:
 def run_rows(sel: pd.DataFrame, rule: str = ARGMAX, columns: Sequence[ReportColumn] | None = None) -> pd.DataFrame:
     """The table rows of this run for one rule, in the long row format (kind 'run'), over `columns`
     (default: `report_columns` of the run's space and data)."""
-    summary = summarize(sel, rule)
     columns = report_columns(run_space(sel), sel) if columns is None else columns
+    wanted = list(dict.fromkeys([*bench_columns(sel), *(b for c in columns for b in c.bench)]))
+    summary = summarize(sel, rule, wanted)  # a row per label even where no architecture has ground truth
     out = []
     for label in dict.fromkeys(summary["label"]) if len(summary) else []:
         mine = summary[summary["label"] == label].set_index("metric")

@@ -71,11 +71,18 @@ def host_batch(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
     return torch.from_numpy(out), torch.from_numpy(labels)
 
 
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()  # kernels run asynchronously: time what finished
+
+
 def timed(fn, n: int) -> float:
     times = []
     for _ in range(n):
+        _sync()
         t0 = time.perf_counter()
         fn()
+        _sync()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 

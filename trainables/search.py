@@ -288,10 +288,12 @@ class SearchRun:
         return save_atomic(self.state_dict(), path)
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> SearchRun:
-        """Rebuild a run from `save`'s file; `overrides` may change e.g. data_root or device."""
+    def from_checkpoint(cls, path: str | os.PathLike, overrides: dict[str, Any] | None = None, *,
+                        splits: dict[str, DeviceDataset] | None = None) -> SearchRun:
+        """Rebuild a run from `save`'s file; `overrides` may change e.g. data_root or device; `splits` as in
+        the constructor (data already in memory)."""
         state = _load(path, "cpu")
-        run = cls({**state["config"], **(overrides or {})})
+        run = cls({**state["config"], **(overrides or {})}, splits=splits)
         run.load_state_dict(state)
         return run
 

@@ -2,7 +2,9 @@
 
 Defaults follow NB201's DARTS search (Dong & Yang, ICLR 2020; xautodl configs/nas-benchmark/algos/
 DARTS.config): SGD lr 0.025 -> 0.001 cosine, momentum 0.9, Nesterov, weight decay 5e-4, batch 64,
-50 epochs, gradient clip 5. The supernet's size keys (e.g. NB201's C and N) belong to the space: the config
+50 epochs, gradient clip 5; a space's `search_defaults` replace any of them it lists for that space (e.g. DARTS'
+weight decay 3e-4 without Nesterov), and the config's own keys win over both. The supernet's size keys
+(e.g. NB201's C and N) belong to the space: the config
 takes them as top-level keys, `SearchSpace.search_size` gives their defaults, and a key the chosen space
 does not take is an error naming it. Unknown keys and bad values raise one ValueError naming them.
 """

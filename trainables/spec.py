@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from search_spaces.space import DEFAULT_SPACE, get_space
 from trainables.methods import available_methods, get_method
+from trainables.methods.params import list_valued
 from trainables.proxy_config import ProxySettings
 from trainables.search_config import SearchConfig, SpaceName
 
@@ -174,11 +175,10 @@ def expand_grid(method: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
     A hyper-parameter whose default is itself a list takes a list as a single value; give a list of lists to
     make such a hyper-parameter a grid axis.
     """
-    defaults = get_method(method).defaults
+    listy = list_valued(get_method(method).Params)
     axes = []
     for key, value in params.items():
-        list_valued = isinstance(defaults.get(key), (list, tuple))
-        is_axis = isinstance(value, list) and (not list_valued or all(isinstance(x, list) for x in value))
+        is_axis = isinstance(value, list) and (key not in listy or all(isinstance(x, list) for x in value))
         axes.append([(key, v) for v in value] if is_axis else [(key, value)])
     return [dict(point) for point in itertools.product(*axes)]
 
@@ -199,45 +199,28 @@ def _pydantic_problems(err: ValidationError, prefix: tuple = ()) -> list[tuple[s
 
 
 def _check_methods(spec: SweepSpec) -> list[tuple[str, str]]:
-    problems = []
+    """Unknown methods, then every point of each method's grid through the method's `Params` model."""
+    problems: list[tuple[str, str]] = []
     known = available_methods()
     for method, params in spec.methods.items():
+        where = f"methods.{method}"
         if method not in known:
-            problems.append((f"methods.{method}", f"unknown method; available: {', '.join(known)}"))
+            problems.append((where, f"unknown method; available: {', '.join(known)}"))
             continue
         if not isinstance(params, dict):
-            problems.append((f"methods.{method}", f"hyper-parameters must be a mapping (got {params!r})"))
+            problems.append((where, f"hyper-parameters must be a mapping (got {params!r})"))
             continue
-        defaults = get_method(method).defaults
-        for key, value in params.items():
-            if key not in defaults:
-                problems.append((f"methods.{method}.{key}", f"unknown hyper-parameter (got {value!r}); "
-                                 f"allowed: {', '.join(sorted(defaults)) or '(none)'}"))
-            elif isinstance(value, list) and not value:
-                problems.append((f"methods.{method}.{key}", "an empty list is an empty grid axis"))
-            else:
-                problems.extend((f"methods.{method}.{key}", m) for m in _type_problems(defaults[key], value))
+        empty = [k for k, v in params.items() if isinstance(v, list) and not v]
+        if empty:
+            problems += [(f"{where}.{k}", "an empty list is an empty grid axis") for k in empty]
+            continue
+        cls = get_method(method)
+        for hp in expand_grid(method, params):
+            for key, msg in cls.param_problems(hp):
+                item = (f"{where}.{key}" if key != "(model)" else where, msg)
+                if item not in problems:
+                    problems.append(item)
     return problems
-
-
-def _type_problems(default: Any, value: Any) -> list[str]:
-    """Values whose type contradicts the default's (grid axes checked element by element)."""
-    values = value if isinstance(value, list) and not isinstance(default, (list, tuple)) else [value]
-    bad = []
-    for v in values:
-        if isinstance(default, bool):
-            ok = isinstance(v, bool)
-        elif isinstance(default, (int, float)) and default is not None:
-            ok = isinstance(v, (int, float)) and not isinstance(v, bool)
-            if ok and isinstance(default, int) and not isinstance(default, bool) and isinstance(v, float):
-                ok = v == int(v)
-        elif isinstance(default, str):
-            ok = isinstance(v, str)
-        else:
-            ok = True
-        if not ok:
-            bad.append(f"expected a value like the default {default!r} (got {v!r})")
-    return bad
 
 
 def _check_search(spec: SweepSpec) -> list[tuple[str, str]]:
@@ -276,28 +259,6 @@ def _check_search(spec: SweepSpec) -> list[tuple[str, str]]:
                 if item not in seen:
                     seen.add(item)
                     problems.append(item)
-    return problems or _check_distributions(spec)
-
-
-def _check_distributions(spec: SweepSpec) -> list[tuple[str, str]]:
-    """Build each (method, hyper-parameter point) once on the CPU: the method's own value checks run here."""
-    from trainables.methods import make_distribution
-
-    problems, space = [], get_space(spec.space)
-    for method, params in spec.methods.items():
-        for hp in expand_grid(method, params):
-            try:
-                make_distribution(method, space, hp, num_valid=1, device="cpu", seed=0)
-            except (ValueError, TypeError) as err:
-                text = str(err)
-                named = [k for k in params if re.search(rf"\b{re.escape(k)}\b", text)]
-                where = f"methods.{method}" + (f".{named[0]}" if len(named) == 1 else "")
-                flat = [k for k in named if isinstance(params[k], list) and not isinstance(params[k][0], list)]
-                if flat:
-                    text += (f" (a list is a grid axis; write a list of lists, e.g. [[0.5, 0.999]], to give "
-                             f"{flat[0]} one list value)")
-                problems.append((where, text))
-                break
     return problems
 
 
@@ -317,8 +278,8 @@ def _check_consistency(spec: SweepSpec) -> list[tuple[str, str]]:
 
 
 def resolve_path(value: str | None, base: Path) -> str | None:
-    if value is None:
-        return None
+    if value is None or re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", value):  # a URI (e.g. `storage: s3://...`) as is
+        return value
     p = Path(value).expanduser()
     return str((p if p.is_absolute() else base / p).resolve())
 

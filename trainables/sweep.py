@@ -54,6 +54,10 @@ class SweepResult:
     trials: pd.DataFrame
     interrupted: bool
 
+    def __post_init__(self):
+        if isinstance(self.run_dir, Folder) and self.run_dir.local_path() is not None:
+            self.run_dir = self.run_dir.local_path()
+
     @property
     def failed(self) -> pd.DataFrame:
         return self.trials[self.trials["status"] == "ERROR"] if len(self.trials) else self.trials
@@ -97,8 +101,8 @@ def spec_paths(spec: SweepSpec) -> dict[str, str]:
 
 def prepare_sweep_dir(spec: SweepSpec, storage: str | os.PathLike | Folder, resume: bool) -> Folder:
     """The sweep's run folder (see `trainables.tuner.prepare_run_dir`); a resumed one must hold the same trials."""
-    def same_trials(stored_text: str) -> bool:
-        stored = validate_spec(yaml.safe_load(stored_text), source=f"{storage}/{spec.name}/spec.yaml")
+    def same_trials(stored_path: Folder) -> bool:
+        stored = validate_spec(yaml.safe_load(stored_path.read_text()), source=str(stored_path))
         return [t.as_config() for t in stored.trials()] == [t.as_config() for t in spec.trials()]
 
     return prepare_run_dir(storage, spec.name, spec.to_yaml(), resume=resume, same_trials=same_trials)
@@ -155,15 +159,16 @@ def run_sweep(spec: SweepSpec, *, storage: str | os.PathLike | None = None, resu
             import ray
 
             ray.shutdown()
-    return SweepResult(run_dir.local_path() or run_dir, trials, interrupted)
+    return SweepResult(run_dir, trials, interrupted)
 
 
 def run_proxies(run_dir: Folder, spec: SweepSpec, trials: pd.DataFrame, progress: bool = True) -> None:
-    """The proxy stage (trainables.sampling) on the finished trials; skipped with a log line if absent."""
-    try:
-        from trainables.sampling import run_proxy_stage
-    except ImportError as err:
-        log.warning("proxy stage skipped: trainables.sampling is not available (%s)", err)
+    """The proxy stage (trainables.sampling) on the finished trials."""
+    from trainables.sampling import run_proxy_stage
+
+    if run_dir.local_path() is None:  # sample_trial opens checkpoints by a disk path (trainables.sampling)
+        log.warning("proxy stage skipped: the trials' checkpoints are in %s, not on a disk the scoring tasks can "
+                    "open; run `python platform/proxy_stage.py` on a copy of the run folder", run_dir)
         return
     done = trials[trials["status"] == "TERMINATED"]
     if not len(done):
@@ -174,22 +179,22 @@ def run_proxies(run_dir: Folder, spec: SweepSpec, trials: pd.DataFrame, progress
 
 
 # ----- the end-of-sweep summary -----------------------------------------------------------------------------
-def summary_table(trials: pd.DataFrame, bench_column: str | None = None) -> str:
+def summary_table(trials: pd.DataFrame, column: str | None = None) -> str:
     """method x hyper-parameters x seed: status, final genotype, benchmark accuracy (plain text)."""
     if not len(trials):
         return "(no trials)"
     bench_cols = [c for c in trials.columns if c.startswith("bench_")]
-    if bench_column not in bench_cols:
-        bench_column = bench_cols[0] if bench_cols else None
+    if column not in bench_cols:
+        column = bench_cols[0] if bench_cols else None
     hp_cols = [c for c in trials.columns if c.startswith("hp_")]
     lines = []
-    header = ["method", "hp", "seed", "status", "epochs", "genotype"] + ([bench_column] if bench_column else [])
+    header = ["method", "hp", "seed", "status", "epochs", "genotype"] + ([column] if column else [])
     for _, r in trials.sort_values(["method", "trial_label", "seed"]).iterrows():
         hp = ",".join(f"{c[3:]}={r[c]}" for c in hp_cols if not _missing(r[c]))
         epochs = f"{r.get('epochs_done', 0)}/{r.get('total_epochs', '?')}"
-        bench = r.get(bench_column) if bench_column else None
+        bench = r.get(column) if column else None
         row = [r["method"], hp or "-", str(r["seed"]), str(r["status"]), epochs, str(r.get("genotype", "-"))]
-        if bench_column:
+        if column:
             row.append("-" if _missing(bench) else f"{float(bench):.2f}")
         lines.append(row)
     widths = [max(len(str(x)) for x in col) for col in zip(header, *lines)]

@@ -26,7 +26,7 @@ from trainables.search import CHECKPOINT_FILE, SearchRun, checkpoint_file  # noq
 TRIAL_INFO_PREFIX = "info_"
 
 
-def hp_columns(hp: dict[str, Any]) -> dict[str, Any]:
+def hp_fields(hp: dict[str, Any]) -> dict[str, Any]:
     """`hp_<name>` columns; non-scalar values as JSON text so each column has one Parquet type."""
     return {f"hp_{k}": (json.dumps(v, sort_keys=True) if isinstance(v, (list, dict, tuple)) else v)
             for k, v in sorted(hp.items())}
@@ -55,7 +55,7 @@ class SearchTrainable(tune.Trainable):
         self.run = self.build_run(trial["search"])
         self.identity = {"method": trial["method"], "seed": int(trial["seed"]), "trial_label": trial["label"],
                          "dataset": trial["search"]["dataset"], "space": trial["search"]["space"],
-                         **hp_columns(trial["hp"])}
+                         **hp_fields(trial["hp"])}
         info = {"device": str(self.run.device), "total_epochs": self.run.total_epochs,
                 "node_id": ray.get_runtime_context().get_node_id(),  # the node this attempt runs on
                 "config_json": json.dumps(trial["search"], sort_keys=True),

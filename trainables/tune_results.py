@@ -23,7 +23,7 @@ from ray.tune import Callback
 
 from analysis import store
 from analysis.fsfolder import Folder, location
-from trainables.trainable import TRIAL_INFO_PREFIX, checkpoint_file, hp_columns, library_versions
+from trainables.trainable import TRIAL_INFO_PREFIX, checkpoint_file, hp_fields, library_versions
 
 SPEC_FILE = "spec.yaml"
 EPOCHS, TRIALS = "epochs", "trials"
@@ -62,7 +62,7 @@ def trial_row(trial, history: pd.DataFrame | None) -> dict[str, Any]:
     search = spec["search"]
     row: dict[str, Any] = {"trial_label": spec["label"], "method": spec["method"], "seed": int(spec["seed"]),
                            "dataset": search["dataset"], "space": search["space"]}
-    row.update(hp_columns(spec["hp"]))
+    row.update(hp_fields(spec["hp"]))
     if history is not None and len(history):
         final = history.sort_values("epoch").iloc[-1].to_dict()
         row.update({k: v for k, v in final.items() if k not in row})

@@ -107,17 +107,17 @@ def build_tuner(trainable: type, trial_configs: Sequence[Mapping[str, Any]], run
 
 
 def prepare_run_dir(storage: str | os.PathLike | Folder, name: str, spec_text: str, *, resume: bool,
-                    same_trials: Callable[[str], bool]) -> Folder:
+                    same_trials: Callable[[Folder], bool]) -> Folder:
     """`<storage>/<name>`, holding `spec_text` as spec.yaml: refused if it exists (unless resuming); when
-    resuming it must exist and `same_trials(stored spec text)` must hold. `storage`: a path, a pyarrow
-    filesystem URI or a `Folder`; a URI pyarrow cannot open is a ValueError naming it."""
+    resuming it must exist and `same_trials(stored spec file)` must hold (`.read_text()` reads it).
+    `storage`: a path, a pyarrow filesystem URI or a `Folder`; a URI pyarrow cannot open is a ValueError."""
     run_dir = location(storage) / name
     spec_path = run_dir / SPEC_FILE
     if resume:
         if not spec_path.is_file():
             raise FileNotFoundError(f"--resume: no sweep to resume at {run_dir} (no {SPEC_FILE}); "
                                     f"run without --resume to start it")
-        if not same_trials(spec_path.read_text()):
+        if not same_trials(spec_path):
             raise ValueError(f"--resume: the trials of this spec differ from the stored {spec_path}; "
                              f"resume with the same spec or start a sweep with another name")
         return run_dir

@@ -8,7 +8,6 @@ tests see that the work was spread. The reference for "same result" is `run_sear
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
@@ -42,7 +41,8 @@ def cluster():
             c.work = folder
             yield c
     finally:
-        os.environ.get("KEEP_CLUSTER_LOGS") or shutil.rmtree(folder, ignore_errors=True)
+        if not os.environ.get("KEEP_CLUSTER_LOGS"):  # set it to read the nodes' logs after a failure
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def write_spec(c: LocalCluster, name: str, epochs: int = 2, seeds: int = 2, **extra) -> Path:
@@ -207,7 +207,3 @@ def test_losing_the_worker_node_retries_its_trial_on_the_head_from_its_checkpoin
     finally:
         cluster.command("add-worker")
 
-
-def test_cluster_json_is_readable(cluster):
-    info = json.loads((cluster.folder / "cluster.json").read_text())
-    assert info["head_node_id"] and len(info["worker_node_ids"]) == 1

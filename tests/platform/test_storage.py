@@ -86,3 +86,11 @@ def test_spec_paths_missing_on_every_node_are_named_before_any_trial(local_ray, 
     check_paths_on_cluster({"data_root": str(tmp_path)})  # exists (this host is the cluster's only node)
     with pytest.raises(FileNotFoundError, match=f"data_root {tmp_path}/nowhere: exists on none of the"):
         check_paths_on_cluster({"data_root": str(tmp_path / "nowhere")})
+
+
+def test_a_storage_uri_in_a_spec_file_is_kept_as_a_uri(tmp_path, tiny_cifar10):
+    from trainables.spec import load_spec
+
+    path = tmp_path / "s.yaml"
+    path.write_text(f"name: x\ndata_root: {tiny_cifar10}\nmethods: {{darts-v1: {{}}}}\nstorage: s3://bucket/runs\n")
+    assert load_spec(path, check_paths=False).storage == "s3://bucket/runs"

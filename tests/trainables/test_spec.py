@@ -33,11 +33,13 @@ def test_valid_spec_expands_methods_grid_and_seeds_in_order(tiny_cifar10):
 
 
 def test_grid_is_the_product_of_every_list_axis():
-    grid = expand_grid("balenas", {"arch_lr": [1e-3, 2e-3, 3e-3], "mc_samples": [1, 2], "beta1": 0.9})
-    assert len(grid) == 6 and {g["beta1"] for g in grid} == {0.9}
-    assert grid[0] == {"arch_lr": 1e-3, "mc_samples": 1, "beta1": 0.9}
+    grid = expand_grid("balenas", {"arch_lr": [1e-3, 2e-3, 3e-3], "mc_samples": [1, 2], "init_scale": 0.1})
+    assert len(grid) == 6 and {g["init_scale"] for g in grid} == {0.1}
+    assert grid[0] == {"arch_lr": 1e-3, "mc_samples": 1, "init_scale": 0.1}
     # a list of lists is an axis of list values (for list-valued settings such as betas)
     assert expand_grid("balenas", {"betas": [[0.5, 0.999]]}) == [{"betas": [0.5, 0.999]}]
+    assert expand_grid("balenas", {"betas": [0.5, 0.999]}) == [{"betas": [0.5, 0.999]}]  # one value
+    assert len(expand_grid("balenas", {"betas": [[0.5, 0.999], [0.9, 0.999]]})) == 2
 
 
 def test_relative_paths_resolve_against_the_spec_folder(tmp_path, tiny_cifar10):
@@ -81,7 +83,9 @@ MALFORMED = [
     ("methods.balenas.arch_lr", "fast", "methods.balenas.arch_lr"),
     ("methods.balenas.arch_lr", [], "methods.balenas.arch_lr"),
     ("methods.balenas.mc_samples", 0, "methods.balenas.mc_samples"),
-    ("methods.balenas.betas", [0.5, 0.999], "methods.balenas.betas"),
+    ("methods.balenas.betas", [0.5], "methods.balenas.betas"),  # a list-valued setting: one value, not a pair
+    ("methods.balenas.beta1", 0.9, "methods.balenas.beta1: unknown hyper-parameter"),  # one name: betas
+    ("methods.balenas.weight_step_sample", "yes", "methods.balenas.weight_step_sample"),
     ("seeds", [], "seeds"),
     ("seeds", [0, 0], "seeds"),
     ("seeds", ["zero"], "seeds.0"),

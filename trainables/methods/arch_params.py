@@ -1,56 +1,14 @@
-"""Small helpers shared by the DARTS-family distributions: hyper-parameter checks, alpha initialisation,
-Gumbel-max draws and generator-state handling (so each method file keeps to its own update rule)."""
+"""Small helpers shared by the DARTS-family distributions: alpha initialisation, Gumbel-max draws and
+resumable state (so each method file keeps to its own update rule)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 
 from search_spaces.space import SearchSpace
-
-
-def positive_float(method: str, params: Mapping[str, Any], key: str, *, allow_zero: bool = False) -> float:
-    """params[key] as a float > 0 (or >= 0); a ValueError names the method, the key and the value."""
-    value = params[key]
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"method {method!r}: {key} must be a number, got {value!r}") from None
-    if not math.isfinite(out) or out < 0 or (out == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"method {method!r}: {key} must be finite and {bound}, got {value!r}")
-    return out
-
-
-def positive_int(method: str, params: Mapping[str, Any], key: str) -> int:
-    value = params[key]
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"method {method!r}: {key} must be an integer >= 1, got {value!r}")
-    return int(value)
-
-
-def adam_betas(method: str, params: Mapping[str, Any]) -> tuple[float, float]:
-    """(beta1, beta2) from `betas` (a pair) when given, else from `beta1`/`beta2`; each in [0, 1)."""
-    raw = params.get("betas")
-    if raw is not None:
-        if not isinstance(raw, (list, tuple)) or len(raw) != 2:
-            raise ValueError(f"method {method!r}: betas must be a pair [beta1, beta2], got {raw!r}")
-        pair = raw
-    else:
-        pair = (params["beta1"], params["beta2"])
-    out = []
-    for name, b in zip(("beta1", "beta2"), pair):
-        try:
-            b = float(b)
-        except (TypeError, ValueError):
-            raise ValueError(f"method {method!r}: {name} must be a number in [0, 1), got {b!r}") from None
-        if not 0.0 <= b < 1.0:
-            raise ValueError(f"method {method!r}: {name} must be in [0, 1), got {b!r}")
-        out.append(b)
-    return out[0], out[1]
 
 
 def init_alpha(space: SearchSpace, scale: float, generator: torch.Generator,

@@ -18,57 +18,56 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import torch
+from pydantic import Field, model_validator
 
-from trainables.methods.arch_params import (
-    adam_betas,
-    generator_state,
-    init_alpha,
-    positive_float,
-    positive_int,
-    restore_generator,
-)
+from trainables.arch_step import arch_gradients, softmax_weights
+from trainables.methods.arch_params import generator_state, init_alpha, restore_generator
 from trainables.methods.base import ArchDistribution, ArchStepContext, EdgeWeights
-from trainables.methods.darts import arch_gradients, softmax_weights
+from trainables.methods.params import Betas, Count, MethodParams, NonNegative, Positive, SecondOrderParams
 from trainables.methods.vadam import Vadam
+
+
+class BaLeNASParams(MethodParams):
+    """Vadam on (mu, s): lr and betas as DARTS' Adam; prior precision lambda; initial precision s0 (>= lambda);
+    N = `num_data` (default: the validation split's size); `mc_samples` alpha draws per step."""
+
+    arch_lr: Positive = 3e-4
+    betas: Betas = (0.5, 0.999)
+    prior_precision: NonNegative = 1.0
+    init_precision: Positive = 1.0
+    num_data: Count | None = None
+    mc_samples: Count = 1
+    init_scale: NonNegative = 1e-3
+    weight_step_sample: bool = Field(True, strict=True)
+
+    @model_validator(mode="after")
+    def _precisions(self) -> BaLeNASParams:
+        if self.init_precision < self.prior_precision:
+            raise ValueError(f"init_precision ({self.init_precision}) must be >= prior_precision "
+                             f"({self.prior_precision})")
+        return self
 
 
 class BaLeNAS(ArchDistribution):
     """First-order BaLeNAS."""
 
     name: ClassVar[str] = "balenas"
-    defaults: ClassVar[Mapping[str, Any]] = {
-        "arch_lr": 3e-4, "beta1": 0.5, "beta2": 0.999, "betas": None, "prior_precision": 1.0,
-        "init_precision": 1.0, "num_data": None, "mc_samples": 1, "init_scale": 1e-3,
-        "weight_step_sample": True,
-    }
+    Params: ClassVar = BaLeNASParams
     second_order: ClassVar[bool] = False
 
     def __init__(self, space, params=None, *, num_valid: int, device="cpu", seed: int = 0):
         super().__init__(space, params, num_valid=num_valid, device=device, seed=seed)
         p = self.params
-        lr = positive_float(self.name, p, "arch_lr")
-        betas = adam_betas(self.name, p)
-        prior = positive_float(self.name, p, "prior_precision", allow_zero=True)
-        init = positive_float(self.name, p, "init_precision")
-        if init < prior:
-            raise ValueError(f"method {self.name!r}: init_precision ({init}) must be >= prior_precision ({prior})")
-        self.mc_samples = positive_int(self.name, p, "mc_samples")
-        if p["num_data"] is None:
-            num_data = self.num_valid
-        else:
-            num_data = positive_int(self.name, p, "num_data")
+        num_data = self.num_valid if p.num_data is None else p.num_data
         if num_data < 1:
             raise ValueError(f"method {self.name!r}: num_data (default: the validation split's size) must be "
                              f">= 1, got {num_data}")
-        if not isinstance(p["weight_step_sample"], bool):
-            raise ValueError(f"method {self.name!r}: weight_step_sample must be true or false, "
-                             f"got {p['weight_step_sample']!r}")
-        scale = positive_float(self.name, p, "init_scale", allow_zero=True)
-        self.r = positive_float(self.name, p, "finite_diff_r") if self.second_order else 0.0
+        self.mc_samples = p.mc_samples
+        self.r = p.finite_diff_r if self.second_order else 0.0
         self.names = list(space.arch_shapes)
-        self.mu = init_alpha(space, scale, self.generator, self.device)
-        self.optimizer = Vadam([self.mu[n] for n in self.names], num_data=num_data, lr=lr, betas=betas,
-                               prior_precision=prior, init_precision=init)
+        self.mu = init_alpha(space, p.init_scale, self.generator, self.device)
+        self.optimizer = Vadam([self.mu[n] for n in self.names], num_data=num_data, lr=p.arch_lr, betas=p.betas,
+                               prior_precision=p.prior_precision, init_precision=p.init_precision)
 
     # ----- posterior ------------------------------------------------------------------------------
     def posterior_precision(self) -> dict[str, torch.Tensor]:
@@ -83,7 +82,7 @@ class BaLeNAS(ArchDistribution):
     # ----- the loop's calls ----------------------------------------------------------------------
     def weights_for_weight_step(self) -> EdgeWeights:
         with torch.no_grad():
-            alpha = self._draw(self.generator) if self.params["weight_step_sample"] else self.mu
+            alpha = self._draw(self.generator) if self.params.weight_step_sample else self.mu
             return EdgeWeights(softmax_weights(alpha))
 
     def update(self, ctx: ArchStepContext) -> dict[str, torch.Tensor]:
@@ -140,9 +139,13 @@ class BaLeNAS(ArchDistribution):
         restore_generator(self.generator, state["generator"])
 
 
+class BaLeNASV2Params(BaLeNASParams, SecondOrderParams):
+    """BaLeNAS' settings plus the unrolled hypergradient's finite-difference radius."""
+
+
 class BaLeNASV2(BaLeNAS):
     """Second-order BaLeNAS: DARTS' unrolled hypergradient at each sampled alpha."""
 
     name: ClassVar[str] = "balenas-v2"
-    defaults: ClassVar[Mapping[str, Any]] = {**BaLeNAS.defaults, "finite_diff_r": 0.01}
+    Params: ClassVar = BaLeNASV2Params
     second_order: ClassVar[bool] = True

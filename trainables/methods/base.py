@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
+from pydantic import ValidationError
 from torch import nn
 
 from search_spaces.space import ActiveOps, ArchWeights, SearchSpace
+from trainables.methods.params import MethodParams
 
 
 @dataclass(frozen=True)
@@ -51,13 +53,13 @@ class ArchStepContext:
 
 
 class ArchDistribution(ABC):
-    """Base of every method. Subclasses set `name`, implement the abstract methods, and are registered in
-    `trainables.methods.registry`. Hyper-parameters arrive as a dict (`params`); unknown keys are rejected
-    by `validate_params` so that a typo in a sweep spec fails loudly."""
+    """Base of every method. Subclasses set `name` and `Params`, implement the abstract methods, and are
+    registered in `trainables.methods.registry`. Hyper-parameters arrive as a dict and are validated by the
+    method's `Params` model (`self.params` is its instance): unknown names and bad values fail loudly."""
 
     name: ClassVar[str]
-    #: hyper-parameter name -> default; the accepted keys of `params`.
-    defaults: ClassVar[Mapping[str, Any]] = {}
+    #: the method's hyper-parameters: names, defaults and checks (`trainables.methods.params`).
+    Params: ClassVar[type[MethodParams]] = MethodParams
     #: host synchronisations one search iteration needs by design (0: none; tests/trainables/test_host_syncs.py
     #: and benchmarks/gpu_check.py hold every method to this number)
     host_syncs_per_step: ClassVar[int] = 0
@@ -73,13 +75,34 @@ class ArchDistribution(ABC):
 
     # ----- hyper-parameters -------------------------------------------------------------------------
     @classmethod
-    def validate_params(cls, params: Mapping[str, Any]) -> dict[str, Any]:
-        unknown = sorted(set(params) - set(cls.defaults))
-        if unknown:
-            allowed = ", ".join(sorted(cls.defaults)) or "(none)"
-            raise ValueError(f"method {cls.name!r}: unknown hyper-parameter(s) {', '.join(unknown)}; "
-                             f"allowed: {allowed}")
-        return {**cls.defaults, **params}
+    def validate_params(cls, params: Mapping[str, Any] | MethodParams) -> MethodParams:
+        """The `Params` instance of a dict; one ValueError names the method and every bad hyper-parameter."""
+        if isinstance(params, cls.Params):
+            return params
+        problems = cls.param_problems(params)
+        if problems:
+            raise ValueError(f"method {cls.name!r}: " + "; ".join(m if k == "(model)" else f"{k}: {m}"
+                                                                 for k, m in problems))
+        return cls.Params.model_validate(dict(params))
+
+    @classmethod
+    def param_problems(cls, params: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """(hyper-parameter name or '(model)', message) for each problem of `params`; empty when valid."""
+        try:
+            cls.Params.model_validate(dict(params))
+        except ValidationError as err:
+            out = []
+            for e in err.errors():
+                key = str(e["loc"][0]) if e["loc"] else "(model)"
+                if e["type"] == "extra_forbidden":
+                    allowed = ", ".join(cls.Params.model_fields) or "(none)"
+                    msg = f"unknown hyper-parameter (got {e.get('input')!r}); allowed: {allowed}"
+                else:
+                    msg = e["msg"].removeprefix("Value error, ")
+                    msg += f" (got {e.get('input')!r})" if e["loc"] else ""
+                out.append((key, msg))
+            return out
+        return []
 
     @property
     def update_interval(self) -> int:

@@ -12,50 +12,27 @@ from typing import Any, ClassVar
 
 import torch
 
-from trainables.methods.arch_params import (
-    adam_betas,
-    alpha_state,
-    gumbel_max,
-    init_alpha,
-    load_alpha_state,
-    positive_float,
-)
+from trainables.arch_step import arch_gradients, batch_metrics, softmax_weights
+from trainables.methods.arch_params import alpha_state, gumbel_max, init_alpha, load_alpha_state
 from trainables.methods.base import ArchDistribution, ArchStepContext, EdgeWeights
-from trainables.methods.second_order import VirtualStep, unrolled_hypergradient
-
-
-def softmax_weights(alpha: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Per group, the row-wise softmax: DARTS' continuous relaxation of one categorical per row."""
-    return {name: torch.softmax(a, dim=-1) for name, a in alpha.items()}
-
-
-def batch_metrics(loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The loop's per-step architecture metrics: loss and accuracy on the validation batch (0-d tensors)."""
-    return {"arch_loss": loss.detach().float(),
-            "arch_acc": (logits.detach().argmax(dim=-1) == labels).float().mean()}
+from trainables.methods.params import AdamAlphaParams, SecondOrderParams
 
 
 class DartsV1(ArchDistribution):
     """First-order DARTS: alpha <- Adam(dL_val(w, alpha)/d alpha)."""
 
     name: ClassVar[str] = "darts-v1"
-    defaults: ClassVar[Mapping[str, Any]] = {
-        "arch_lr": 3e-4, "arch_weight_decay": 1e-3, "beta1": 0.5, "beta2": 0.999, "betas": None,
-        "init_scale": 1e-3,
-    }
+    Params: ClassVar = AdamAlphaParams
     second_order: ClassVar[bool] = False
 
     def __init__(self, space, params=None, *, num_valid: int, device="cpu", seed: int = 0):
         super().__init__(space, params, num_valid=num_valid, device=device, seed=seed)
         p = self.params
-        lr = positive_float(self.name, p, "arch_lr")
-        wd = positive_float(self.name, p, "arch_weight_decay", allow_zero=True)
-        betas = adam_betas(self.name, p)
-        scale = positive_float(self.name, p, "init_scale", allow_zero=True)
-        self.r = positive_float(self.name, p, "finite_diff_r") if self.second_order else 0.0
+        self.r = p.finite_diff_r if self.second_order else 0.0
         self.alpha = {k: v.requires_grad_(True) for k, v in
-                      init_alpha(space, scale, self.generator, self.device).items()}
-        self.optimizer = torch.optim.Adam(list(self.alpha.values()), lr=lr, betas=betas, weight_decay=wd)
+                      init_alpha(space, p.init_scale, self.generator, self.device).items()}
+        self.optimizer = torch.optim.Adam(list(self.alpha.values()), lr=p.arch_lr, betas=p.betas,
+                                          weight_decay=p.arch_weight_decay)
 
     # ----- the loop's calls ----------------------------------------------------------------------
     def weights_for_weight_step(self) -> EdgeWeights:
@@ -94,39 +71,13 @@ class DartsV1(ArchDistribution):
         load_alpha_state(self.alpha, self.optimizer, self.generator, state)
 
 
+class DartsV2Params(AdamAlphaParams, SecondOrderParams):
+    """DARTS' settings plus the unrolled hypergradient's finite-difference radius."""
+
+
 class DartsV2(DartsV1):
     """Second-order DARTS: the unrolled hypergradient (see `second_order`)."""
 
     name: ClassVar[str] = "darts-v2"
-    defaults: ClassVar[Mapping[str, Any]] = {**DartsV1.defaults, "finite_diff_r": 0.01}
+    Params: ClassVar = DartsV2Params
     second_order: ClassVar[bool] = True
-
-
-def arch_gradients(ctx: ArchStepContext, leaves: list[torch.Tensor], names: list[str], second_order: bool,
-                   r: float = 0.01) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
-    """Gradient of the validation loss w.r.t. `leaves` (alpha per group, fed through a softmax).
-
-    First order: at the current weights. Second order: DARTS' unrolled hypergradient. Returns
-    (gradients, validation loss, validation logits); shared by DARTS and BaLeNAS (which passes a sample).
-    """
-    x_v, y_v = ctx.valid_batch
-
-    def edge_weights() -> EdgeWeights:
-        return EdgeWeights(softmax_weights(dict(zip(names, leaves))))
-
-    def valid_loss() -> tuple[torch.Tensor, torch.Tensor]:
-        logits = ctx.forward(x_v, edge_weights())
-        return ctx.loss_fn(logits, y_v), logits
-
-    if not second_order:
-        loss, logits = valid_loss()
-        grads = torch.autograd.grad(loss, leaves)
-        return list(grads), loss.detach(), logits.detach()
-
-    x_t, y_t = ctx.train_batch
-
-    def train_loss() -> torch.Tensor:
-        return ctx.loss_fn(ctx.forward(x_t, edge_weights()), y_t)
-
-    step = VirtualStep.from_optimizer(ctx.weight_optimizer, ctx.weight_lr)
-    return unrolled_hypergradient(ctx.model, leaves, train_loss, valid_loss, step, r=r)

@@ -24,23 +24,27 @@ argmax, as elu + 1 is increasing).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from torch.distributions import Dirichlet, kl_divergence
 
-from trainables.methods.arch_params import (
-    adam_betas,
-    alpha_state,
-    init_alpha,
-    load_alpha_state,
-    positive_float,
-)
+from trainables.arch_step import batch_metrics
+from trainables.methods.arch_params import alpha_state, init_alpha, load_alpha_state
 from trainables.methods.base import ArchDistribution, ArchStepContext, EdgeWeights
-from trainables.methods.darts import batch_metrics
+from trainables.methods.params import Betas, MethodParams, NonNegative, Positive
 
-REG_TYPES = ("l2", "kl")
+
+class DrNASParams(MethodParams):
+    """Adam on alpha (lr, betas as DARTS'), its initial scale, and the regulariser towards Dirichlet(1):
+    `reg_type` 'l2' (weight decay `reg_scale`) or 'kl' (`reg_scale` * KL in the loss)."""
+
+    arch_lr: Positive = 3e-4
+    betas: Betas = (0.5, 0.999)
+    init_scale: NonNegative = 1e-3
+    reg_type: Literal["l2", "kl"] = "l2"
+    reg_scale: NonNegative = 1e-3
 
 
 class _DirichletSample(torch.autograd.Function):
@@ -74,26 +78,17 @@ class DrNAS(ArchDistribution):
     """Dirichlet op weights, pathwise gradients, first-order architecture step."""
 
     name: ClassVar[str] = "drnas"
-    defaults: ClassVar[Mapping[str, Any]] = {
-        "arch_lr": 3e-4, "beta1": 0.5, "beta2": 0.999, "betas": None, "init_scale": 1e-3,
-        "reg_type": "l2", "reg_scale": 1e-3,
-    }
+    Params: ClassVar = DrNASParams
 
     def __init__(self, space, params=None, *, num_valid: int, device="cpu", seed: int = 0):
         super().__init__(space, params, num_valid=num_valid, device=device, seed=seed)
         p = self.params
-        lr = positive_float(self.name, p, "arch_lr")
-        betas = adam_betas(self.name, p)
-        scale = positive_float(self.name, p, "init_scale", allow_zero=True)
-        if p["reg_type"] not in REG_TYPES:
-            raise ValueError(f"method {self.name!r}: reg_type must be one of {', '.join(REG_TYPES)}, "
-                             f"got {p['reg_type']!r}")
-        self.reg_type = p["reg_type"]
-        self.reg_scale = positive_float(self.name, p, "reg_scale", allow_zero=True)
+        self.reg_type, self.reg_scale = p.reg_type, p.reg_scale
         self.alpha = {k: v.requires_grad_(True) for k, v in
-                      init_alpha(space, scale, self.generator, self.device).items()}
+                      init_alpha(space, p.init_scale, self.generator, self.device).items()}
         decay = self.reg_scale if self.reg_type == "l2" else 0.0
-        self.optimizer = torch.optim.Adam(list(self.alpha.values()), lr=lr, betas=betas, weight_decay=decay)
+        self.optimizer = torch.optim.Adam(list(self.alpha.values()), lr=p.arch_lr, betas=p.betas,
+                                          weight_decay=decay)
 
     # ----- the loop's calls ----------------------------------------------------------------------
     def weights_for_weight_step(self) -> EdgeWeights:

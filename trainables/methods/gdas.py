@@ -30,9 +30,17 @@ from typing import Any, ClassVar
 
 import torch
 
+from trainables.arch_step import batch_metrics
 from trainables.methods.base import ArchStepContext, EdgeWeights
-from trainables.methods.darts import DartsV1, batch_metrics
-from trainables.methods.gumbel import AnnealedGumbel, gumbel_noise, relaxed_sample
+from trainables.methods.gumbel import AnnealedGumbel, AnnealedGumbelParams, gumbel_noise, relaxed_sample
+from trainables.methods.params import Positive
+
+
+class GDASParams(AnnealedGumbelParams):
+    """GDAS' temperature: linear from 10 to 0.1 (xautodl GDAS.py)."""
+
+    tau_max: Positive = 10.0
+    tau_min: Positive = 0.1
 
 
 @dataclass(frozen=True)
@@ -48,7 +56,7 @@ class GDAS(AnnealedGumbel):
     """Hard Gumbel-max sampling with straight-through gradients; first-order architecture step."""
 
     name: ClassVar[str] = "gdas"
-    defaults: ClassVar[Mapping[str, Any]] = {**DartsV1.defaults, "tau_max": 10.0, "tau_min": 0.1}
+    Params: ClassVar = GDASParams
     host_syncs_per_step: ClassVar[int] = 1  # the sampled op indices (see the module docstring)
 
     def __init__(self, space, params=None, *, num_valid: int, device="cpu", seed: int = 0):

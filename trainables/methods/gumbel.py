@@ -11,9 +11,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+from pydantic import model_validator
 
-from trainables.methods.arch_params import positive_float
 from trainables.methods.darts import DartsV1
+from trainables.methods.params import AdamAlphaParams, Positive
 
 
 def gumbel_noise(like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -28,13 +29,17 @@ def relaxed_sample(alpha: torch.Tensor, noise: torch.Tensor, tau: float) -> torc
     return torch.softmax((torch.log_softmax(alpha, dim=-1) + noise) / tau, dim=-1)
 
 
-def temperature_range(method: str, params: Mapping[str, Any]) -> tuple[float, float]:
-    """(tau_max, tau_min) from params, both > 0 and tau_max >= tau_min; a ValueError names the method."""
-    tau_max = positive_float(method, params, "tau_max")
-    tau_min = positive_float(method, params, "tau_min")
-    if tau_min > tau_max:
-        raise ValueError(f"method {method!r}: tau_min ({tau_min}) must not exceed tau_max ({tau_max})")
-    return tau_max, tau_min
+class AnnealedGumbelParams(AdamAlphaParams):
+    """DARTS' settings plus the temperature range (tau_max at the first epoch down to tau_min at the last)."""
+
+    tau_max: Positive = 1.0
+    tau_min: Positive = 0.03
+
+    @model_validator(mode="after")
+    def _range(self) -> AnnealedGumbelParams:
+        if self.tau_min > self.tau_max:
+            raise ValueError(f"tau_min ({self.tau_min}) must not exceed tau_max ({self.tau_max})")
+        return self
 
 
 def linear_temperature(tau_max: float, tau_min: float, epoch: int, total_epochs: int) -> float:
@@ -51,7 +56,7 @@ class AnnealedGumbel(DartsV1):
 
     def __init__(self, space, params=None, *, num_valid: int, device="cpu", seed: int = 0):
         super().__init__(space, params, num_valid=num_valid, device=device, seed=seed)
-        self.tau_max, self.tau_min = temperature_range(self.name, self.params)
+        self.tau_max, self.tau_min = self.params.tau_max, self.params.tau_min
         self.tau = self.tau_max
 
     def on_epoch_start(self, epoch: int, total_epochs: int) -> None:

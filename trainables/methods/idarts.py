@@ -21,30 +21,35 @@ Neumann term).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
+from pydantic import Field
 
-from trainables.methods.arch_params import positive_int
+from trainables.arch_step import batch_metrics, softmax_weights
+from trainables.hypergradients import implicit_hypergradient
 from trainables.methods.base import ArchStepContext, EdgeWeights
-from trainables.methods.darts import DartsV1, batch_metrics, softmax_weights
-from trainables.methods.hessian import implicit_hypergradient
+from trainables.methods.darts import DartsV1
+from trainables.methods.params import AdamAlphaParams, Count
+
+
+class IDARTSParams(AdamAlphaParams):
+    """DARTS' settings plus K (`neumann_terms`, >= 0) and T (`inner_steps`)."""
+
+    neumann_terms: int = Field(2, ge=0, strict=True)
+    inner_steps: Count = 4
 
 
 class IDARTS(DartsV1):
     """DARTS with the stochastic implicit hypergradient."""
 
     name: ClassVar[str] = "idarts"
-    defaults: ClassVar[Mapping[str, Any]] = {**DartsV1.defaults, "neumann_terms": 2, "inner_steps": 4}
+    Params: ClassVar = IDARTSParams
 
     def __init__(self, space, params=None, *, num_valid: int, device="cpu", seed: int = 0):
         super().__init__(space, params, num_valid=num_valid, device=device, seed=seed)
-        value = self.params["neumann_terms"]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"method {self.name!r}: neumann_terms must be an integer >= 0, got {value!r}")
-        self.neumann_terms = int(value)
-        self.inner_steps = positive_int(self.name, self.params, "inner_steps")
+        self.neumann_terms = self.params.neumann_terms
+        self.inner_steps = self.params.inner_steps
 
     @property
     def update_interval(self) -> int:

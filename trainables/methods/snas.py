@@ -17,21 +17,26 @@ SGD 0.025 -> 0.001 cosine, momentum 0.9, weight decay 3e-4 (the search config's 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 
 from trainables.methods.base import ArchStepContext, EdgeWeights
-from trainables.methods.darts import DartsV1
-from trainables.methods.gumbel import AnnealedGumbel, gumbel_noise, relaxed_sample
+from trainables.methods.gumbel import AnnealedGumbel, AnnealedGumbelParams, gumbel_noise, relaxed_sample
+
+
+class SNASParams(AnnealedGumbelParams):
+    """SNAS' temperature: linear from 1 to 0.03 (SNAS-Series `--temp 1 --temp_min 0.03`)."""
+
+    tau_max: float = AnnealedGumbelParams.model_fields["tau_max"].default
+    tau_min: float = AnnealedGumbelParams.model_fields["tau_min"].default
 
 
 class SNAS(AnnealedGumbel):
     """Joint training of weights and alpha through Gumbel-softmax samples."""
 
     name: ClassVar[str] = "snas"
-    defaults: ClassVar[Mapping[str, Any]] = {**DartsV1.defaults, "tau_max": 1.0, "tau_min": 0.03}
+    Params: ClassVar = SNASParams
 
     def weights_for_weight_step(self) -> EdgeWeights:
         """A relaxed sample that keeps its graph to alpha (the loop's backward reaches alpha through it)."""

@@ -3,12 +3,11 @@ the 500 published NAS-Bench-101 architectures of NAS-Bench-Suite-Zero as a real 
 
 from __future__ import annotations
 
-import ast
-import collections
 import json
 
 import numpy as np
 import pytest
+from nb101_zc import NASLIB_OPS, zc_entries, zc_groups, zc_table
 
 from search_spaces.benchmarks.base import BenchmarkQueryError, UnknownArchitectureError
 from search_spaces.benchmarks.nb101 import NB101Benchmark, convert, main
@@ -177,25 +176,10 @@ def test_open_benchmark_registry(tiny_table):
 
 
 # ----- real data: 500 NB101 architectures published with zero-cost scores (NASLib / NAS-Bench-Suite-Zero)
-NASLIB_OPS = {0: "input", 1: "output", 2: MAXPOOL3X3, 3: CONV1X1, 4: CONV3X3}  # NASLib's all_ops order
-
-
-def _zc_entries(shared_data):
-    path = shared_data / "zero_cost" / "zc_nasbench101_small.json"
-    if not path.is_file():
-        pytest.skip(f"{path} not found")
-    data = json.loads(path.read_text())["nasbench101"]["cifar10"]
-    out = []
-    for key, value in data.items():
-        k = ast.literal_eval(key)
-        out.append((np.array(k[:49]).reshape(7, 7), list(k[49:]), value))
-    return out
-
-
 def test_zc_op_code_order_from_parameter_counts(shared_data):
     """Check NASLib's op codes before relying on them: a least-squares fit of the published parameter
     counts on the number of vertices of each code gives conv3x3 (9 C^2 weights) by far the largest slope."""
-    entries = _zc_entries(shared_data)
+    entries = zc_entries(shared_data)
     assert len(entries) == 500
     X = np.array([[ops[1:-1].count(c) for c in (2, 3, 4)] + [1] for _, ops, _ in entries], dtype=float)
     y = np.array([v["params"] for _, _, v in entries])
@@ -207,31 +191,15 @@ def test_zc_architectures_hash_and_query(shared_data, tmp_path):
     """The keys are unpruned random specs (NASLib samples, then NB101 prunes), many of them the same cell.
     NASLib reports one random repeat per sample, so a correct hash groups samples whose published
     accuracies take at most 3 distinct values (NB101's 3 repeats) and whose FLOPs agree."""
-    entries = _zc_entries(shared_data)
-    groups = collections.defaultdict(list)
-    cells = {}
-    for m, codes, v in entries:
-        pm, pops, h = canonical_spec(m, [NASLIB_OPS[c] for c in codes])
-        groups[h].append(v)
-        cells[h] = (pm, pops)
+    entries = zc_entries(shared_data)
+    groups, _ = zc_groups(entries)
     multi = [g for g in groups.values() if len(g) > 1]
     assert len(groups) < 500 and sum(len(g) >= 4 for g in multi) >= 10
     for g in multi:
         assert len({round(v["val_accuracy"], 6) for v in g}) <= 3
     assert sum(len({v["flops"] for v in g}) == 1 for g in multi) >= 0.9 * len(multi)
     # table built from them: each cell's repeats = its distinct published accuracies
-    records = []
-    for h, g in groups.items():
-        pm, pops = cells[h]
-        reps = sorted({v["val_accuracy"] / 100 for v in g})
-        reps = (reps * 3)[:3]
-        for acc in reps:
-            ev = {"current_epoch": 108.0, "validation_accuracy": acc, "test_accuracy": acc, "train_accuracy": 1.0,
-                  "training_time": 1000.0}
-            records.append(encode_record(h, 108, pm, pops, int(g[0]["params"] * 1e6), [ev, ev, ev]))
-    src = tmp_path / "zc.tfrecord"
-    write_records(src, records)
-    convert(src, tmp_path / "zc.parquet", check_hashes=True)
+    zc_table(shared_data, tmp_path)
     bench = NB101Benchmark.open(tmp_path / "zc.parquet")
     assert len(bench) == len(groups)
     for m, codes, v in entries:

@@ -49,6 +49,14 @@ def test_n_on_darts_names_the_field():
         parse_config({"space": "darts", "N": 5})
 
 
+def test_spec_with_n_on_darts_names_the_field():
+    from trainables.spec import validate_spec
+
+    with pytest.raises(ValueError, match=r"search\.N.*C, layers"):
+        validate_spec({"name": "x", "space": "darts", "dataset": "cifar10", "methods": {"darts-v1": {}},
+                       "seeds": [0], "search": {"N": 5}})
+
+
 def test_whole_space_scoring_is_a_clear_error():
     with pytest.raises(ValueError, match="does not apply"):
         get_space("darts").enumerate()

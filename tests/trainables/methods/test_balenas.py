@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from search_spaces.space import get_space
+from trainables.arch_step import arch_gradients
 from trainables.methods import ArchStepContext, EdgeWeights, make_distribution
-from trainables.methods.darts import arch_gradients
 
 SPACE = get_space("nb201")
 
@@ -129,7 +129,8 @@ def test_state_round_trip_continues_identically():
 
 @pytest.mark.parametrize("params, key", [
     ({"mc_samples": 0}, "mc_samples"), ({"prior_precision": 2.0, "init_precision": 1.0}, "init_precision"),
-    ({"num_data": -3}, "num_data"), ({"betas": [0.5, 1.0]}, "beta2"),
+    ({"num_data": -3}, "num_data"), ({"betas": [0.5, 1.0]}, "betas"),
+    ({"beta1": 0.9}, "beta1: unknown hyper-parameter"),
     ({"weight_step_sample": "yes"}, "weight_step_sample"),
     ({"arch_weight_decay": 0.1}, "arch_weight_decay"),
 ])

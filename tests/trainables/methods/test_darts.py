@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from search_spaces.space import get_space
+from trainables.arch_step import arch_gradients, softmax_weights
 from trainables.methods import ArchStepContext, make_distribution
-from trainables.methods.darts import arch_gradients, softmax_weights
 
 ACTS = (lambda z: z, torch.tanh, torch.sin, torch.sigmoid, F.softplus)
 
@@ -157,7 +157,8 @@ def test_state_round_trip_continues_identically():
 
 
 @pytest.mark.parametrize("params, key", [
-    ({"arch_lr": -1}, "arch_lr"), ({"betas": [0.5]}, "betas"), ({"beta1": 1.5}, "beta1"),
+    ({"arch_lr": -1}, "arch_lr"), ({"betas": [0.5]}, "betas"), ({"betas": [1.5, 0.9]}, "betas"),
+    ({"beta1": 0.9}, "beta1: unknown hyper-parameter"),
     ({"arch_weight_decay": "x"}, "arch_weight_decay"), ({"lr": 0.1}, "lr"), ({"finite_diff_r": 0.01}, "finite_diff_r"),
 ])
 def test_bad_parameters_name_the_key(params, key):

@@ -1,0 +1,163 @@
+"""Conformance of every registered method, space and proxy (as timm tests every entry of `list_models()`):
+a new registry entry is tested here without editing a list.
+
+- every method x every space: a short search runs; `most_likely()` and `sample(k)` give valid architectures;
+  the distribution's probabilities are per-row probabilities; a stopped and resumed search is bit-exact;
+- equal probabilities give the same architecture for every method (the space discretises, not the method);
+- every proxy scores every space's derived network (a number, or an explicit error row, never a silent NaN).
+
+Networks are tiny (C=2, one cell per stage or the fewest layers the space builds), images 8x8, one step per
+epoch.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from search_spaces.data.device import DeviceDataset
+from search_spaces.space import available_spaces, get_space
+from trainables import proxies
+from trainables.methods import available_methods, get_method, make_distribution
+from trainables.proxy_selection import score_architectures
+from trainables.search import SearchRun
+
+SPACES = available_spaces()
+METHODS = available_methods()
+NUM_CLASSES = 4
+
+
+def tiny(space, kind: str) -> dict[str, int]:
+    """The smallest size a space builds: width C=2 and every other key (cells, layers) 1, raised one at a time
+    (up to the default) while the space rejects it with an error naming the key (e.g. DARTS: layers >= 3)."""
+    defaults = space.sizes(kind)
+    size = {k: min(v, 2 if k == "C" else 1) for k, v in defaults.items()}
+    build = space.supernet if kind == "search" else lambda **kw: space.network(_some_arch(space), **kw)
+    for _ in range(sum(defaults.values())):
+        try:
+            build(num_classes=NUM_CLASSES, **size)
+            return size
+        except ValueError as err:
+            named = [k for k in size if k in str(err) and size[k] < defaults[k]]
+            if not named:
+                raise
+            size[named[0]] += 1
+    return defaults
+
+
+def _some_arch(space) -> str:
+    uniform = {g: torch.full((rows, opts), 1.0 / opts) for g, (rows, opts) in space.arch_shapes.items()}
+    return space.discretize(uniform)
+
+
+def _splits(seed: int = 0, n: int = 8, hw: int = 8) -> dict[str, DeviceDataset]:
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for name in ("search-train", "search-valid"):
+        images = torch.randint(0, 256, (n, 3, hw, hw), generator=g, dtype=torch.uint8)
+        labels = torch.randint(0, NUM_CLASSES, (n,), generator=g)
+        out[name] = DeviceDataset(images, labels, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), NUM_CLASSES, name)
+    return out
+
+
+def _config(space: str, method: str, epochs: int = 2) -> dict:
+    return {"space": space, "method": method, "epochs": epochs, "batch_size": 4, "steps_per_epoch": 1,
+            "device": "cpu", "seed": 0, "augment": False, "channels_last": False,
+            **tiny(get_space(space), "search")}
+
+
+def _check_probabilities(space, probs: dict[str, torch.Tensor]) -> None:
+    assert set(probs) == set(space.arch_shapes)
+    for group, p in probs.items():
+        assert tuple(p.shape) == tuple(space.arch_shapes[group]), group
+        assert bool((p >= 0).all()), group
+        torch.testing.assert_close(p.sum(-1).double(), torch.ones(p.shape[0], dtype=torch.float64), atol=1e-5,
+                                   rtol=0)
+
+
+@pytest.mark.parametrize("space_name", SPACES)
+@pytest.mark.parametrize("method", METHODS)
+def test_method_on_space_searches_samples_and_resumes_exactly(method, space_name, tmp_path):
+    space = get_space(space_name)
+    cfg = _config(space_name, method)
+    unbroken = SearchRun(cfg, splits=_splits())
+    full = [unbroken.run_epoch() for _ in range(2)]
+    for row in full:
+        assert space.canonical(row["genotype"]) == row["genotype"]
+        assert math.isfinite(row["train_loss"])
+
+    dist = unbroken.distribution
+    _check_probabilities(space, dist.mode_probabilities())
+    draws = dist.sample_probabilities(3, torch.Generator().manual_seed(0))
+    assert len(draws) == 3
+    for probs in draws:
+        _check_probabilities(space, probs)
+    assert dist.most_likely() == space.discretize(dist.mode_probabilities())
+    samples = dist.sample(5, seed=1)
+    assert len(samples) == 5 and samples == dist.sample(5, seed=1)
+    for arch in [dist.most_likely(), *samples]:
+        assert space.canonical(arch) == arch
+
+    first = SearchRun(cfg, splits=_splits())
+    head = [first.run_epoch()]
+    path = first.save(tmp_path / "search.pt")
+    del first
+    torch.manual_seed(4321)  # a resumed process starts with other global RNG state
+    resumed = SearchRun.from_checkpoint(path, splits=_splits())
+    tail = [resumed.run_epoch()]
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "epoch_time_s"} for r in rows]  # noqa: E731
+    assert strip(head + tail) == strip(full)
+    for k, v in unbroken.model.state_dict().items():
+        assert torch.equal(v, resumed.model.state_dict()[k]), k
+    for k, v in dist.mode_probabilities().items():
+        assert torch.equal(v, resumed.distribution.mode_probabilities()[k]), k
+
+
+@pytest.mark.parametrize("space_name", SPACES)
+def test_equal_probabilities_give_one_architecture_for_every_method(space_name):
+    """With alpha = 0 (init_scale 0) every method's distribution is uniform per row; the most likely
+    architecture is then the space's discretisation of equal probabilities, whatever the method."""
+    space = get_space(space_name)
+    expected = _some_arch(space)
+    assert space.canonical(expected) == expected
+    tested = []
+    for method in METHODS:
+        if "init_scale" not in get_method(method).Params.model_fields:
+            continue
+        dist = make_distribution(method, space, {"init_scale": 0.0}, num_valid=8, seed=3)
+        for p in dist.mode_probabilities().values():
+            torch.testing.assert_close(p, torch.full_like(p, 1.0 / p.shape[-1]))
+        assert dist.most_likely() == expected, method
+        tested.append(method)
+    assert tested, "no method takes init_scale"
+
+
+@pytest.mark.parametrize("space_name", SPACES)
+def test_every_proxy_scores_the_space_network(space_name):
+    space = get_space(space_name)
+    dist = make_distribution(METHODS[0], space, {}, num_valid=8, seed=0)
+    archs = dist.sample(2, seed=0)
+    g = torch.Generator().manual_seed(0)
+    inputs, targets = torch.randn(4, 3, 8, 8, generator=g), torch.randint(0, NUM_CLASSES, (4,), generator=g)
+    names = proxies.names()
+    rows = score_architectures(archs, inputs, targets, names, space=space_name, num_classes=NUM_CLASSES,
+                               size=tiny(space, "proxy"))
+    assert [r["arch"] for r in rows] == archs
+    for row in rows:
+        for name in names:
+            value, error = row[name], row[f"{name}_error"]
+            if error is None:
+                assert value is not None and math.isfinite(value), (name, row["arch"])
+            else:
+                assert value is None or math.isnan(value), (name, error)
+        assert row["params_error"] is None and row["params"] > 0  # every network has parameters
+
+
+def test_sizes_reject_a_key_the_space_does_not_take():
+    for name in SPACES:
+        space = get_space(name)
+        with pytest.raises(ValueError, match=f"takes no size key 'width_multiplier'.*{name}|{name}.*width"):
+            space.sizes("search", {"width_multiplier": 2})
+        assert space.sizes("proxy") == dict(space.proxy_size)
