@@ -66,11 +66,11 @@ from trainables.sampling import score_distributed
 ray.init(address={c.address!r}, log_to_driver=False)
 archs = all_architectures()[:{archs}]
 batch = (torch.randn(16, 3, 32, 32), torch.randint(0, 10, (16,)))
-score_distributed(archs[:2], batch, ["naswot"], on_rows=lambda r: None, archs_per_task=1, C=4, N=1,
-                  progress=False)  # warm: workers started, modules imported on every node
+score_distributed(archs[:2], batch, ["naswot"], on_rows=lambda r: None, archs_per_task=1, space="nb201",
+                  size={{"C": 4, "N": 1}}, progress=False)  # warm: workers started, modules imported on every node
 start = time.perf_counter()
-score_distributed(archs, batch, ["naswot", "synflow"], on_rows=lambda r: None, archs_per_task=1, C=8, N=1,
-                  progress=False)
+score_distributed(archs, batch, ["naswot", "synflow"], on_rows=lambda r: None, archs_per_task=1, space="nb201",
+                  size={{"C": 8, "N": 1}}, progress=False)
 print(time.perf_counter() - start)
 """
     env = c.env(PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
@@ -108,6 +108,7 @@ def main() -> None:
                     if "No available agent" not in str(err):
                         raise
                     time.sleep(2)
+            print(f"local {local:.1f} s, ray job submit {job:.1f} s (cluster start {up:.1f} s)", flush=True)
             two = score_seconds(c, args.archs)
         with LocalCluster(folder / "c1", workers=0, token=secrets.token_hex(16)) as c:
             one = score_seconds(c, args.archs)
