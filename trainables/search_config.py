@@ -113,9 +113,10 @@ class SearchConfig(BaseModel):
 
 
 def default_channels_last(device_type: str) -> bool:
-    """channels_last when the config says "auto": on the CPU, channels_last runs the NB201 supernet's
-    DARTS-V1 iteration in 0.6-0.7x the NCHW time (benchmarks/bench_vs_xautodl.py); on CUDA NCHW stays until
-    a GPU check (benchmarks/gpu_check.py, section iteration) shows channels_last winning."""
+    """channels_last when the config says "auto": on the CPU it is the faster layout (the NB201 supernet's
+    forward + backward at C=16, N=5, batch 64 in 0.55x the NCHW time, benchmarks/README.md; DARTS-V1's
+    iteration 0.53x xautodl's instead of 0.80x, issue 16; benchmarks/bench_vs_xautodl.py measures it). On CUDA
+    NCHW stays until the GPU check (benchmarks/gpu_check.py, section iteration) shows channels_last winning."""
     return device_type == "cpu"
 
 
