@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.bench_methods import random_splits  # noqa: E402
+from benchmarks.timing import print_ratio_rows, rotated_rounds  # noqa: E402
 from trainables.search import SearchRun  # noqa: E402
 
 XAUTODL = "xautodl DARTS (N=3, 9 cells)"
@@ -131,12 +132,9 @@ def main(argv=None) -> dict:
     timers = {k: make() for k, make in table.items()}
     for t in timers.values():  # warm-up
         t()
-    times: dict[str, list[float]] = {k: [] for k in timers}
     names = list(timers)
     load_before = os.getloadavg()[0]
-    for r in range(args.rounds):
-        for name in names[r % len(names):] + names[:r % len(names)]:
-            times[name].append(timers[name]())
+    times = rotated_rounds(timers, args.rounds)
     load_after = os.getloadavg()[0]
     medians = {k: statistics.median(v) for k, v in times.items()}
     ref = medians[XAUTODL]
@@ -152,10 +150,7 @@ def main(argv=None) -> dict:
           f"steps/epoch={args.steps} rounds={args.rounds} load(1 min) {load_before:.1f} -> {load_after:.1f}")
     print("| setting | s / iteration (median) | min | max | x xautodl | peak RSS (MB) |")
     print("|---|---|---|---|---|---|")
-    for k in names:
-        v = times[k]
-        mem = f"{memory[k]:.0f}" if k in memory else "-"
-        print(f"| {k} | {medians[k]:.3f} | {min(v):.3f} | {max(v):.3f} | {medians[k] / ref:.3f} | {mem} |")
+    print_ratio_rows(times, medians, ref, extra=lambda k: f"{memory[k]:.0f}" if k in memory else "-")
     bal = medians.get("ours balenas, 9 cells, default config")
     v1 = medians.get("ours darts-v1, 9 cells, default config")
     if bal and v1:

@@ -17,14 +17,19 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
+from functools import partial
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from search_spaces.data.device import DeviceDataset
-from trainables.methods import EdgeWeights, available_methods
-from trainables.search import SearchRun
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python benchmarks/x.py`: benchmarks.* importable
+from benchmarks.timing import print_ratio_rows, rotated_rounds  # noqa: E402
+from search_spaces.data.device import DeviceDataset  # noqa: E402
+from trainables.methods import EdgeWeights, available_methods  # noqa: E402
+from trainables.search import SearchRun  # noqa: E402
 
 
 def random_splits(n: int, num_classes: int = 10, seed: int = 0) -> dict[str, DeviceDataset]:
@@ -107,12 +112,7 @@ def main(argv=None) -> dict:
         except Exception as e:  # noqa: BLE001 - a broken method is reported, not fatal to the others
             errors[m] = f"{type(e).__name__}: {e}"
             runs.pop(m, None)
-    per_method: dict[str, list[float]] = {m: [] for m in runs}
-    names = list(runs)
-    for r in range(args.rounds):
-        order = names[r % len(names):] + names[:r % len(names)]
-        for m in order:
-            per_method[m].append(time_epoch(runs[m], clock))
+    per_method = rotated_rounds({m: partial(time_epoch, run, clock) for m, run in runs.items()}, args.rounds)
     base = runs["darts-v1"] if "darts-v1" in runs else next(iter(runs.values()))
     weight_step = time_weight_step(base, repeats=max(args.rounds, 3), clock=clock)
 
@@ -124,10 +124,7 @@ def main(argv=None) -> dict:
     print(f"supernet weight step (fwd+bwd+SGD): {weight_step * 1e3:.1f} ms")
     print("| method | s / iteration (median) | min | max | x darts-v1 |")
     print("|---|---|---|---|---|")
-    for m in names:
-        v = per_method[m]
-        ratio = f"{medians[m] / ref:.3f}" if ref else "-"
-        print(f"| {m} | {medians[m]:.3f} | {min(v):.3f} | {max(v):.3f} | {ratio} |")
+    print_ratio_rows(per_method, medians, ref)
     for m, e in errors.items():
         print(f"| {m} | failed: {e} | | | |")
     result = {"settings": vars(args), "device": str(base.device), "threads": torch.get_num_threads(),

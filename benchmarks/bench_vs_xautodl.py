@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.bench_methods import random_splits
+from benchmarks.timing import print_ratio_rows, rotated_rounds
 from trainables.search import SearchRun
 from trainables.search_config import SearchConfig
 
@@ -113,12 +114,8 @@ def main(argv=None) -> dict:
     }
     for t in timers.values():  # warm-up
         t()
-    times: dict[str, list[float]] = {k: [] for k in timers}
-    names = list(timers)
     load_before = os.getloadavg()[0]
-    for r in range(args.rounds):
-        for name in names[r % len(names):] + names[:r % len(names)]:
-            times[name].append(timers[name]())
+    times = rotated_rounds(timers, args.rounds)
     load_after = os.getloadavg()[0]
     medians = {k: statistics.median(v) for k, v in times.items()}
     ref = medians["xautodl DARTS-V1"]
@@ -127,9 +124,7 @@ def main(argv=None) -> dict:
           f"load(1 min) {load_before:.1f} -> {load_after:.1f}")
     print("| setting | s / iteration (median) | min | max | x xautodl |")
     print("|---|---|---|---|---|")
-    for k in names:
-        v = times[k]
-        print(f"| {k} | {medians[k]:.3f} | {min(v):.3f} | {max(v):.3f} | {medians[k] / ref:.3f} |")
+    print_ratio_rows(times, medians, ref)
     result = {"settings": vars(args), "torch": torch.__version__, "load_1min": [load_before, load_after],
               "iteration_s": times, "median_s": medians, "ratio_to_xautodl": {k: m / ref for k, m in medians.items()}}
     if args.json:

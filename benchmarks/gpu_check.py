@@ -522,8 +522,10 @@ def _packed_tune(n, frac, common, device, timeout_s) -> list[list[dict[str, Any]
                        "search": cfg})
     if not ray.is_initialized():
         gpus = torch.cuda.device_count() if device.type == "cuda" else 0
+        # the workers import this checkout's `benchmarks` (not an installed package) for the trainable's helpers
+        path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
         ray.init(num_cpus=max(os.cpu_count() or 1, 1), num_gpus=gpus, include_dashboard=False,
-                 log_to_driver=False)
+                 log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": path}})
     resources = {"cpu": 1, "gpu": frac} if device.type == "cuda" else {"cpu": frac}
     tuner = tune.Tuner(tune.with_resources(PackedTrainable, resources),
                        param_space={"trial": tune.grid_search(trials)},
@@ -590,7 +592,7 @@ SLICES = {"environment": 10, "host_syncs": 30, "cuda_tests": 60, "iteration": 70
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", required=True, help="folder for gpu_check.json and gpu_check.md")
+    parser.add_argument("--out", default=None, help="folder for gpu_check.json and gpu_check.md (required)")
     parser.add_argument("--data", default=None, help="folder with CIFAR-10 data_batch_* (and nb201*.csv/parquet)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cuda, cuda:N or cpu")
     parser.add_argument("--tiny", action="store_true", help="tiny sizes and few steps (the CPU mode CI runs)")
@@ -603,6 +605,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.packed_worker is not None:
         _packed_worker(args.packed_worker)
         return {}
+    if args.out is None:
+        parser.error("the following arguments are required: --out")
     for f in args.fractions:
         if not 0 < f <= 1:
             raise SystemExit(f"--fractions: each share must be in (0, 1], got {f}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +74,30 @@ def local_ray():
     ray.init(num_cpus=2, _temp_dir="/tmp/ray_tests", include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def ray_with_test_classes(request):
+    """A local Ray for one test module whose workers get that module's classes by value (workers cannot import
+    test files, e.g. a test Trainable subclassing ours): 2 CPUs, one torch thread per worker."""
+    import ray
+
+    temp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's unix sockets live under it
+    ray.init(num_cpus=2, _temp_dir=temp, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
+    ray.cloudpickle.register_pickle_by_value(request.module)
+    yield
+    ray.shutdown()
+    shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """torch on one thread for one test (small CPU tests: no thread start-up cost, repeatable timings)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

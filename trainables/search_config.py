@@ -12,7 +12,7 @@ does not take is an error naming it. Unknown keys and bad values raise one Value
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -33,6 +33,36 @@ SpaceName = Annotated[str, AfterValidator(_known_space)]
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
+def _device_name(v: str) -> str:
+    if not _DEVICE.match(v):
+        raise ValueError("device must be 'auto', 'cpu', 'mps', 'cuda' or 'cuda:<index>'")
+    return v
+
+
+#: A torch device a config may name (shared by the search and the training config).
+DeviceName = Annotated[str, AfterValidator(_device_name)]
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def validate_config(model: type[ModelT], config: dict[str, Any] | ModelT, what: str) -> ModelT:
+    """`config` validated as `model`; one ValueError (`invalid <what>: ...`) lists each bad key with its value
+    and the reason."""
+    if isinstance(config, model):
+        return config
+    if not isinstance(config, dict):
+        raise ValueError(f"a {what} must be a dict, got {type(config).__name__}")
+    try:
+        return model(**config)
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            key = ".".join(str(p) for p in err["loc"])
+            msg = err["msg"].removeprefix("Value error, ")
+            problems.append(f"{key}={err.get('input')!r}: {msg}" if key else msg)
+        raise ValueError(f"invalid {what}: " + "; ".join(problems)) from None
+
+
 class SearchConfig(BaseModel):
     """One search run. `method_params` are the method's hyper-parameters (its `defaults` list them); extra
     top-level keys are the space's size keys (`size` gives them with the space's defaults filled in)."""
@@ -50,7 +80,7 @@ class SearchConfig(BaseModel):
     epochs: int = Field(50, ge=1)
     batch_size: int = Field(64, ge=1)
     seed: int = Field(0, ge=0)
-    device: str = "auto"
+    device: DeviceName = "auto"
     steps_per_epoch: int | None = Field(None, ge=1)  # cap on weight steps per epoch
     train_size: int | None = Field(None, ge=1)  # keep the first n of each search half (same for every seed)
     augment: bool = True  # random crop + flip on both halves, as NB201's search loaders
@@ -81,13 +111,6 @@ class SearchConfig(BaseModel):
             raise ValueError(f"unknown method; available: {', '.join(available_methods())}")
         return v
 
-    @field_validator("device")
-    @classmethod
-    def _device(cls, v: str) -> str:
-        if not _DEVICE.match(v):
-            raise ValueError("device must be 'auto', 'cpu', 'mps', 'cuda' or 'cuda:<index>'")
-        return v
-
     @model_validator(mode="before")
     @classmethod
     def _space_defaults(cls, data: Any) -> Any:
@@ -113,25 +136,13 @@ class SearchConfig(BaseModel):
 
 
 def default_channels_last(device_type: str) -> bool:
-    """channels_last when the config says "auto": on the CPU, channels_last runs the NB201 supernet's
-    DARTS-V1 iteration in 0.6-0.7x the NCHW time (benchmarks/bench_vs_xautodl.py); on CUDA NCHW stays until
-    a GPU check (benchmarks/gpu_check.py, section iteration) shows channels_last winning."""
+    """channels_last when the config says "auto": on the CPU it is the faster layout (the NB201 supernet's
+    forward + backward at C=16, N=5, batch 64 in 0.55x the NCHW time, benchmarks/README.md; DARTS-V1's
+    iteration 0.53x xautodl's instead of 0.80x, issue 16; benchmarks/bench_vs_xautodl.py measures it). On CUDA
+    NCHW stays until the GPU check (benchmarks/gpu_check.py, section iteration) shows channels_last winning."""
     return device_type == "cpu"
 
 
 def parse_config(config: dict[str, Any]) -> SearchConfig:
     """Validate a plain dict; one ValueError lists each bad key with its value and the reason."""
-    if isinstance(config, SearchConfig):
-        return config
-    if not isinstance(config, dict):
-        raise ValueError(f"a search config must be a dict, got {type(config).__name__}")
-    try:
-        return SearchConfig(**config)
-    except ValidationError as e:
-        problems = []
-        for err in e.errors():
-            key = ".".join(str(p) for p in err["loc"]) or "config"
-            value = err.get("input")
-            msg = err["msg"].removeprefix("Value error, ")
-            problems.append(f"{key}={value!r}: {msg}" if err["loc"] else msg)
-        raise ValueError("invalid search config: " + "; ".join(problems)) from None
+    return validate_config(SearchConfig, config, "search config")

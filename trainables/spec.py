@@ -21,10 +21,10 @@ import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from search_spaces.space import DEFAULT_SPACE, get_space
 from trainables.methods import available_methods, get_method
@@ -33,6 +33,16 @@ from trainables.proxy_config import ProxySettings
 from trainables.search_config import SearchConfig, SpaceName
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+def _run_name(v: str) -> str:
+    if not _NAME.match(v):
+        raise ValueError("must be 1-100 characters of letters, digits, '_', '-', '.' (it names a folder)")
+    return v
+
+
+#: A run's name (it names the results folder; shared by the sweep and the training spec).
+RunName = Annotated[str, AfterValidator(_run_name)]
 #: keys of the search loop's config that the spec sets per trial (so `search:` must not).
 _PER_TRIAL_KEYS = frozenset({"space", "dataset", "data_root", "download", "split_file", "benchmark", "method",
                              "method_params", "seed"})
@@ -89,7 +99,7 @@ class Checkpointing(_Strict):
 class SweepSpec(_Strict):
     """A validated sweep. Paths are absolute strings after `load_spec`."""
 
-    name: str
+    name: RunName
     space: SpaceName = DEFAULT_SPACE
     dataset: str = "cifar10"
     data_root: str | None = None  # None: $BALENAS_DATA_ROOT, else the per-user cache (resolved by each process)
@@ -105,13 +115,6 @@ class SweepSpec(_Strict):
     max_concurrent_trials: int | None = Field(None, ge=1)
     storage: str | None = None  # default results folder (the CLI's --storage wins)
     proxies: ProxySettings | None = None
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        if not _NAME.match(v):
-            raise ValueError("must be 1-100 characters of letters, digits, '_', '-', '.' (it names a folder)")
-        return v
 
     @field_validator("seeds")
     @classmethod

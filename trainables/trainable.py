@@ -43,8 +43,56 @@ def library_versions() -> dict[str, str]:
             "balenas": balenas}
 
 
-class SearchTrainable(tune.Trainable):
+class RunTrainable(tune.Trainable):
+    """Tune plumbing shared by the search and training Trainables; `self.run` is the trial's run object.
+
+    The run gives `run_epoch()`, `done`, `device`, `save(path)` and `load_state_dict(state)`; subclasses build it
+    in `setup` (with `identity` and `info`, the columns every result row carries) and name their checkpoint
+    file in `checkpoint_name`.
+    """
+
+    checkpoint_name: str
+
+    def _cpu_share(self) -> int:
+        """CPUs Tune gave this trial (the torch thread count); 0 outside Tune."""
+        resources = self.trial_resources
+        if resources is None:
+            return 0
+        cpus = sum(b.get("CPU", 0) for b in resources.bundles)
+        return max(1, int(cpus))
+
+    def _result(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        """An epoch's result row: the trial's identity, the metrics, the trial info; `done` after the last."""
+        out = {**self.identity, **metrics, **self.info}
+        if self.run.done:
+            out["done"] = True
+        return out
+
+    def save_checkpoint(self, checkpoint_dir: str) -> None:
+        self.run.save(Path(checkpoint_dir) / self.checkpoint_name)
+
+    def load_checkpoint(self, checkpoint: str | dict) -> None:
+        path = Path(checkpoint) / self.checkpoint_name
+        if not path.is_file():
+            raise FileNotFoundError(f"trial checkpoint has no {self.checkpoint_name}: {path}")
+        self.run.load_state_dict(torch.load(path, map_location=self.run.device, weights_only=True))
+
+    def reset_config(self, new_config: dict[str, Any]) -> bool:
+        """Reuse this actor for the next trial (Tune's reuse_actors): saves a process start and torch import."""
+        self.run = None
+        self.setup(new_config)
+        return True
+
+    def cleanup(self) -> None:
+        self.run = None
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+class SearchTrainable(RunTrainable):
     """`config["trial"]` is a `TrialSpec.as_config()`: label, method, seed, hp and the SearchRun config."""
+
+    checkpoint_name = CHECKPOINT_FILE
 
     def setup(self, config: dict[str, Any]) -> None:
         trial = config["trial"]
@@ -66,36 +114,5 @@ class SearchTrainable(tune.Trainable):
         """The SearchRun of this trial (a seam for tests that inject failures)."""
         return SearchRun(search_config)
 
-    def _cpu_share(self) -> int:
-        resources = self.trial_resources
-        if resources is None:
-            return 0
-        cpus = sum(b.get("CPU", 0) for b in resources.bundles)
-        return max(1, int(cpus))
-
     def step(self) -> dict[str, Any]:
-        metrics = self.run.run_epoch()
-        out = {**self.identity, **metrics, **self.info}
-        if self.run.done:
-            out["done"] = True
-        return out
-
-    def save_checkpoint(self, checkpoint_dir: str) -> None:
-        self.run.save(Path(checkpoint_dir) / CHECKPOINT_FILE)
-
-    def load_checkpoint(self, checkpoint: str | dict) -> None:
-        path = Path(checkpoint) / CHECKPOINT_FILE
-        if not path.is_file():
-            raise FileNotFoundError(f"trial checkpoint has no {CHECKPOINT_FILE}: {path}")
-        self.run.load_state_dict(torch.load(path, map_location=self.run.device, weights_only=True))
-
-    def reset_config(self, new_config: dict[str, Any]) -> bool:
-        """Reuse this actor for the next trial (Tune's reuse_actors): saves a process start and torch import."""
-        self.run = None
-        self.setup(new_config)
-        return True
-
-    def cleanup(self) -> None:
-        self.run = None
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        return self._result(self.run.run_epoch())

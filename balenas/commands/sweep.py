@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 
 
 def parse_args(argv: list[str] | None = None, prog: str = "balenas sweep") -> argparse.Namespace:
@@ -37,42 +36,27 @@ def parse_args(argv: list[str] | None = None, prog: str = "balenas sweep") -> ar
 def main(argv: list[str] | None = None, prog: str = "balenas sweep") -> int:
     args = parse_args(argv, prog)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from search_spaces.data.download import DownloadError
-    from trainables.spec import SpecError, check_spec_paths, load_spec
+    from trainables.run_cli import bad_input, load_checked_spec, print_outcome, ray_init_options
+    from trainables.spec import check_spec_paths, load_spec
     from trainables.sweep import run_sweep, summary_table, watched_bench_column
 
-    try:
-        spec = load_spec(args.spec, check_paths=False)
-        if args.no_download:
-            spec = spec.model_copy(update={"download": False})
-        if not args.no_check_paths:
-            check_spec_paths(spec)
-    except (SpecError, FileNotFoundError, DownloadError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    spec = load_checked_spec(lambda: load_spec(args.spec, check_paths=False), check_spec_paths, args)
+    if isinstance(spec, int):
+        return spec
     print(f"sweep {spec.name!r}: {len(spec.trials())} trials "
           f"({len(spec.methods)} methods x grid x {len(spec.seeds)} seeds), {spec.epochs} epochs each")
-    ray_init = {}
-    if args.num_cpus is not None:
-        ray_init["num_cpus"] = args.num_cpus
-    if args.ray_temp_dir:
-        ray_init["temp_dir"] = args.ray_temp_dir
+    ray_init = ray_init_options(args)
     try:
         result = run_sweep(spec, storage=args.storage, resume=args.resume, address=args.address,
                            ray_init=ray_init, verbose=0 if args.quiet else 1, proxies=not args.no_proxies)
     except (FileExistsError, FileNotFoundError, ValueError, ConnectionError) as err:
         if isinstance(err, OSError) and err.errno is not None and not err.filename:
             raise  # a system error that names no path is no bad input: its traceback says where it arose
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return bad_input(err)
     if args.quiet:
         print(summary_table(result.trials, watched_bench_column(spec)))
     tables = sorted(p.name for p in result.run_dir.iterdir() if p.is_dir() and (p / "_common_metadata").exists())
     print(f"\nresults: {result.run_dir}\n  Parquet tables: {', '.join(tables)}  "
           f"(pandas.read_parquet('{result.run_dir}/<table>'))")
-    if result.interrupted:
-        print(f"interrupted: finish it with  {prog} {args.spec} --resume"
-              + (f" --storage {args.storage}" if args.storage else ""))
-    elif len(result.failed):
-        print(f"{len(result.failed)} trial(s) failed; see the `error` column of the trials table")
+    print_outcome(result, args, prog, "trial(s) failed; see the `error` column of the trials table")
     return result.exit_code

@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
-import sys
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import ray
 import torch
 import yaml
 
@@ -32,17 +28,6 @@ SHARED_BENCH = REPO.parent / "shared" / "data" / "nb201" / "nb201_merged.csv"
 
 os.environ["RAY_AUTH_MODE"] = "disabled"
 
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    temp = tempfile.mkdtemp(prefix="rp", dir="/tmp")  # short: Ray's unix sockets live under it
-    ray.init(num_cpus=2, _temp_dir=temp, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this test file
-    yield
-    ray.shutdown()
-    shutil.rmtree(temp, ignore_errors=True)
 
 
 def make_spec(data_root: Path, name: str, methods: dict, seeds: list[int], epochs: int, **extra):
@@ -74,7 +59,7 @@ def assert_same_as_reference(epochs: pd.DataFrame, trial_search_config: dict) ->
     assert got["valid_acc"].tolist() == pytest.approx(ref["valid_acc"].tolist(), rel=1e-5, abs=1e-6)
 
 
-def test_sweep_of_two_methods_and_two_seeds_writes_parquet_tables(local_ray, tmp_path, tiny_cifar10):
+def test_sweep_of_two_methods_and_two_seeds_writes_parquet_tables(ray_with_test_classes, tmp_path, tiny_cifar10):
     spec = make_spec(tiny_cifar10, "e2e", {"balenas": {"arch_lr": 1e-3}, "darts-v1": {}}, [0, 1], epochs=2)
     result = run_sweep(spec, storage=tmp_path / "runs", verbose=0)
     run_dir = tmp_path / "runs" / "e2e"
@@ -141,7 +126,7 @@ class FlakyTrainable(SearchTrainable):
         return run
 
 
-def test_a_failed_trial_is_retried_from_its_checkpoint_and_ends_like_an_unbroken_one(local_ray, tmp_path,
+def test_a_failed_trial_is_retried_from_its_checkpoint_and_ends_like_an_unbroken_one(ray_with_test_classes, tmp_path,
                                                                                        tiny_cifar10):
     FlakyTrainable.MARKERS = str(tmp_path)
     spec = make_spec(tiny_cifar10, "flaky", {"darts-v1": {}}, [0, 1], epochs=3, failure={"max_failures": 1})
@@ -171,7 +156,7 @@ def _cli():
     return module
 
 
-def test_an_interrupted_sweep_resumed_with_resume_has_every_row_once(local_ray, tmp_path, tiny_cifar10):
+def test_an_interrupted_sweep_resumed_with_resume_has_every_row_once(ray_with_test_classes, tmp_path, tiny_cifar10):
     spec = make_spec(tiny_cifar10, "resumable", {"darts-v1": {}}, [0, 1], epochs=4)
     spec_file = tmp_path / "resumable.yaml"
     spec_file.write_text(spec.to_yaml())

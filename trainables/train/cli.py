@@ -39,42 +39,28 @@ def main(argv: list[str] | None = None, prog: str = "balenas train") -> int:
     """The command (`balenas train`, `python platform/train.py`); returns the exit status."""
     args = parse_args(argv, prog)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from search_spaces.data.download import DownloadError
-    from trainables.spec import SpecError
+    from trainables.run_cli import bad_input, load_checked_spec, print_outcome, ray_init_options
     from trainables.train.driver import run_train, summary_table
     from trainables.train.spec import check_train_paths, load_train_spec
 
-    try:
-        spec = load_train_spec(args.spec, from_sweep=args.from_sweep, rule=args.rule, check_paths=False)
-        if args.no_download:
-            spec = spec.model_copy(update={"download": False})
-        if not args.no_check_paths:
-            check_train_paths(spec)
-    except (SpecError, FileNotFoundError, DownloadError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    spec = load_checked_spec(
+        lambda: load_train_spec(args.spec, from_sweep=args.from_sweep, rule=args.rule, check_paths=False),
+        check_train_paths, args)
+    if isinstance(spec, int):
+        return spec
     print(f"training {spec.name!r}: {len(spec.trials())} trials ({len(spec.architectures)} architectures x "
           f"{len(spec.seeds)} seeds), protocol {spec.protocol}, {spec.epochs} epochs each")
-    ray_init = {}
-    if args.num_cpus is not None:
-        ray_init["num_cpus"] = args.num_cpus
-    if args.ray_temp_dir:
-        ray_init["temp_dir"] = args.ray_temp_dir
+    ray_init = ray_init_options(args)
     try:
         result = run_train(spec, storage=args.storage, resume=args.resume, address=args.address,
                            ray_init=ray_init, verbose=0 if args.quiet else 1)
     except (FileExistsError, FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return bad_input(err)
     if args.quiet:
         print(summary_table(result.trials))
     print(f"\nresults: {result.run_dir}\n  Parquet tables: train_epochs, final  "
           f"(pandas.read_parquet('{result.run_dir}/final'))")
-    if result.interrupted:
-        print(f"interrupted: finish it with  {prog} {args.spec} --resume"
-              + (f" --storage {args.storage}" if args.storage else ""))
-    elif len(result.failed):
-        print(f"{len(result.failed)} training(s) failed; see the `error` column of the final table")
+    print_outcome(result, args, prog, "training(s) failed; see the `error` column of the final table")
     return result.exit_code
 
 

@@ -7,16 +7,13 @@ cannot parse).
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from search_spaces.space import get_space
-from trainables.search_config import SpaceName
+from trainables.search_config import DeviceName, SpaceName, validate_config
 from trainables.train.protocol import TrainProtocol, resolve_protocol
-
-_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
 class TrainConfig(BaseModel):
@@ -32,16 +29,9 @@ class TrainConfig(BaseModel):
     data_root: str | None = None  # None: $BALENAS_DATA_ROOT
     split_file: str | None = None
     seed: int = Field(0, ge=0)
-    device: str = "auto"
+    device: DeviceName = "auto"
     amp: bool = False  # bf16 autocast
     channels_last: bool = False
-
-    @field_validator("device")
-    @classmethod
-    def _device(cls, v: str) -> str:
-        if not _DEVICE.match(v):
-            raise ValueError("device must be 'auto', 'cpu', 'mps', 'cuda' or 'cuda:<index>'")
-        return v
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:
@@ -68,16 +58,4 @@ class TrainConfig(BaseModel):
 
 def parse_train_config(config: dict[str, Any] | TrainConfig) -> TrainConfig:
     """Validate a plain dict; one ValueError lists each bad key with its value and the reason."""
-    if isinstance(config, TrainConfig):
-        return config
-    if not isinstance(config, dict):
-        raise ValueError(f"a training config must be a dict, got {type(config).__name__}")
-    try:
-        return TrainConfig(**config)
-    except ValidationError as e:
-        problems = []
-        for err in e.errors():
-            key = ".".join(str(p) for p in err["loc"])
-            msg = err["msg"].removeprefix("Value error, ")
-            problems.append(f"{key}={err.get('input')!r}: {msg}" if key else msg)
-        raise ValueError("invalid training config: " + "; ".join(problems)) from None
+    return validate_config(TrainConfig, config, "training config")

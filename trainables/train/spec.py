@@ -28,10 +28,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from trainables.spec import Checkpointing, Failure, Resources, SpecError, resolve_path
+from trainables.spec import Checkpointing, Failure, Resources, RunName, SpecError, resolve_path
 from trainables.train.config import TrainConfig
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _RULE = re.compile(r"^(argmax|proxy:[A-Za-z0-9_]+|rank:[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)+)$")
 SELECTIONS = "selections"
 
@@ -85,7 +84,7 @@ class TrainSpec(_Strict):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    name: str
+    name: RunName
     protocol: str = "nb201"
     overrides: dict[str, Any] = Field(default_factory=dict)
     space: str | None = None
@@ -105,13 +104,6 @@ class TrainSpec(_Strict):
     checkpoint: Checkpointing = Field(default_factory=Checkpointing)
     max_concurrent_trials: int | None = Field(None, ge=1)
     storage: str | None = None
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        if not _NAME.match(v):
-            raise ValueError("must be 1-100 characters of letters, digits, '_', '-', '.' (it names a folder)")
-        return v
 
     @field_validator("architectures", mode="before")
     @classmethod

@@ -11,14 +11,12 @@ other trials go on.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import torch
-from ray import tune
 
 from trainables.train.loop import NonFiniteLoss, TrainRun
-from trainables.trainable import TRIAL_INFO_PREFIX, library_versions
+from trainables.trainable import TRIAL_INFO_PREFIX, RunTrainable, library_versions
 
 CHECKPOINT_FILE = "train.pt"
 
@@ -33,12 +31,14 @@ def progress_line(label: str, metrics: dict[str, Any], total: int) -> str:
             f"{eta % 60:02d}")
 
 
-class TrainTrainable(tune.Trainable):
+class TrainTrainable(RunTrainable):
+    checkpoint_name = CHECKPOINT_FILE
+
     def setup(self, config: dict[str, Any]) -> None:
         trial = config["trial"]
-        resources = self.trial_resources
-        if resources is not None:
-            torch.set_num_threads(max(1, int(sum(b.get("CPU", 0) for b in resources.bundles))))
+        threads = self._cpu_share()
+        if threads:
+            torch.set_num_threads(threads)
         self.trial = trial
         self.run = self.build_run(trial["train"])
         self.identity = {"trial_label": trial["label"], **{k: v for k, v in self.run.description().items()
@@ -58,26 +58,4 @@ class TrainTrainable(tune.Trainable):
         except NonFiniteLoss as err:
             return {**self.identity, "epoch": self.run.epoch, "error": str(err), **self.info, "done": True}
         print(progress_line(self.trial["label"], metrics, self.run.total_epochs), flush=True)
-        out = {**self.identity, **metrics, **self.info}
-        if self.run.done:
-            out["done"] = True
-        return out
-
-    def save_checkpoint(self, checkpoint_dir: str) -> None:
-        self.run.save(Path(checkpoint_dir) / CHECKPOINT_FILE)
-
-    def load_checkpoint(self, checkpoint: str | dict) -> None:
-        path = Path(checkpoint) / CHECKPOINT_FILE
-        if not path.is_file():
-            raise FileNotFoundError(f"trial checkpoint has no {CHECKPOINT_FILE}: {path}")
-        self.run.load_state_dict(torch.load(path, map_location=self.run.device, weights_only=True))
-
-    def reset_config(self, new_config: dict[str, Any]) -> bool:
-        self.run = None
-        self.setup(new_config)
-        return True
-
-    def cleanup(self) -> None:
-        self.run = None
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        return self._result(metrics)

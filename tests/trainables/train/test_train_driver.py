@@ -5,14 +5,10 @@ and one clear error (exit status 2) per bad input."""
 from __future__ import annotations
 
 import importlib.util
-import shutil
-import sys
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import ray
 import torch
 import yaml
 
@@ -29,17 +25,6 @@ REPO = Path(__file__).resolve().parents[3]
 GOOD = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 WEAK = "|avg_pool_3x3~0|+|skip_connect~0|none~1|+|none~0|none~1|skip_connect~2|"
 TINY = {"epochs": 2, "steps_per_epoch": 2, "batch_size": 16, "size": {"C": 4, "N": 1}, "eval_size": 32}
-
-
-@pytest.fixture(scope="module")
-def ray_session():
-    temp = tempfile.mkdtemp(prefix="rt", dir="/tmp")
-    ray.init(num_cpus=2, _temp_dir=temp, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this test file
-    yield
-    ray.shutdown()
-    shutil.rmtree(temp, ignore_errors=True)
 
 
 def spec_data(data_root: Path, name: str, **extra) -> dict:
@@ -59,7 +44,7 @@ class NaNOnWeak(TrainTrainable):
 
 
 @pytest.mark.slow
-def test_a_nan_trial_fails_alone_with_its_epoch(ray_session, tmp_path, tiny_cifar10):
+def test_a_nan_trial_fails_alone_with_its_epoch(ray_with_test_classes, tmp_path, tiny_cifar10):
     spec = validate_train_spec(spec_data(tiny_cifar10, "nan"))
     result = run_train(spec, storage=tmp_path, trainable=NaNOnWeak, verbose=0)
     final = store.read_table(tmp_path / "nan", FINAL).set_index("arch")
@@ -80,7 +65,7 @@ def final_weights(trial_path: str) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.slow
-def test_interrupt_and_resume_ends_on_the_unbroken_weights(ray_session, tmp_path, tiny_cifar10):
+def test_interrupt_and_resume_ends_on_the_unbroken_weights(ray_with_test_classes, tmp_path, tiny_cifar10):
     overrides = {**TINY, "epochs": 3}
     data = spec_data(tiny_cifar10, "resume", overrides=overrides, architectures=[GOOD])
     spec = validate_train_spec(data)

@@ -33,12 +33,7 @@ def tiny_config(**overrides) -> dict:
             "overrides": {**TINY, **overrides}}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_the_loop_learns_a_separable_data_set():
