@@ -247,7 +247,9 @@ class SearchRun:
         metrics.update(arch)
         metrics.update({k: float(v) for k, v in dist.extra_metrics().items()})
         if self.benchmark is not None:
-            record = self.benchmark.record(metrics["genotype"])
+            # a partial table (e.g. a published sample) has no row for most architectures: missing, not invented
+            genotype = metrics["genotype"]
+            record = self.benchmark.record(genotype) if genotype in self.benchmark else {}
             metrics.update({(k if k.startswith("bench_") else f"bench_{k}"): float(v) for k, v in record.items()})
         metrics["epoch_time_s"] = time.perf_counter() - start
         log.info("%s %s epoch %d/%d: train loss %.4f acc %.2f | valid loss %.4f acc %.2f | entropy %.3f | %s "
