@@ -18,7 +18,9 @@ from analysis import architectures as arch_mod
 from analysis import final as final_mod
 from analysis import plots as plots_mod
 from analysis import tables as tables_mod
+from analysis.frames import open_benchmark_table
 from analysis.load import RunTables
+from search_spaces.space import DEFAULT_SPACE
 
 REPORT_FILE = "report.md"
 ERROR_CHARS = 300
@@ -127,10 +129,13 @@ def build_report(tables: RunTables, out_dir: str | Path, benchmark: str | Path |
         lines += [f"**{len(failed)} trial(s) did not finish**; they are left out of the result tables:", "",
                   _md_table(failed)]
 
+    note = ""
+    if benchmark is not None:
+        space = tables_mod.run_space(tables.trials) if tables.trials is not None else DEFAULT_SPACE
+        note = open_benchmark_table(benchmark, space).report_note  # what the benchmark's columns mean
     lines += ["## Results", "",
               "Mean ± std (sample std, ddof=1) over seeds of the ground-truth accuracy (%) of the chosen "
-              "architecture. CIFAR-10 valid: cifar10-valid model on its held-out half; CIFAR-10 test: model "
-              "trained on all 50k images; CIFAR-100 / ImageNet16-120: the benchmark's valid/test halves. "
+              f"architecture. {note + ' ' if note else ''}"
               "'–': not available (e.g. the benchmark table lacks that column).", ""]
     main_table = ""
     if not written:

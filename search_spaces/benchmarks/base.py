@@ -70,6 +70,8 @@ class Benchmark:
     default_epochs: ClassVar[int | None] = None
     #: the columns of a results table, in order (the benchmark's own data sets and splits).
     report_columns: ClassVar[tuple[ReportColumn, ...]] = ()
+    #: what the report's columns mean (one sentence for the report's Results section; "" = nothing to add)
+    report_note: ClassVar[str] = ""
 
     def __init__(self, keys: list[str], metrics: Mapping[Metric, np.ndarray],
                  extras: Mapping[str, np.ndarray] | None = None, source: str = ""):

@@ -62,6 +62,8 @@ class NB201Benchmark(Benchmark):
     # The NB201 paper's table (Dong & Yang, ICLR 2020, Table 5): CIFAR-10 "valid" is the cifar10-valid model
     # (trained on 25k) on the held-out 25k, "test" the model trained on all 50k; CIFAR-100 / ImageNet16-120
     # valid and test are the two halves of their test sets.
+    report_note = ("CIFAR-10 valid: cifar10-valid model on its held-out half; CIFAR-10 test: model trained on all "
+                   "50k images; CIFAR-100 / ImageNet16-120: the benchmark's valid/test halves.")
     report_columns = (
         ReportColumn("CIFAR-10", "valid", "cifar10_valid", ("bench_cifar10_valid_valid",)),
         ReportColumn("CIFAR-10", "test", "cifar10_test", ("bench_cifar10_test", "bench_cifar10_valid_test")),
