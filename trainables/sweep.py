@@ -136,11 +136,12 @@ def run_sweep(spec: SweepSpec, *, storage: str | os.PathLike | None = None, resu
     """Run (or with `resume`, finish) a sweep; returns the run folder and its `trials` table."""
     storage = storage or spec.storage or DEFAULT_STORAGE
     leave_job_working_dir(storage)
-    run_dir = prepare_sweep_dir(spec, storage, resume)
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the classic reporter shows our chosen columns
+    # Ray first: a refused address or token must leave no run folder behind (a retry would find it "in use")
     started = init_ray(address, **(ray_init or {}))
     try:
+        run_dir = prepare_sweep_dir(spec, storage, resume)
         if joins_cluster(address):  # the data must be where the trials run, not only where the driver runs
             check_paths_on_cluster(spec_paths(spec))
         tuner = build_tuner(trainable or SearchTrainable, [t.as_config() for t in spec.trials()], run_dir,

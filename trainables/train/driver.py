@@ -133,11 +133,11 @@ def run_train(spec: TrainSpec, *, storage: str | os.PathLike | None = None, resu
               verbose: int = 1, ray_init: dict[str, Any] | None = None) -> SweepResult:
     """Run (or with `resume`, finish) the trainings of `spec`; returns the run folder and its `final` table."""
     storage = storage or spec.storage or DEFAULT_STORAGE
-    run_dir = prepare_train_dir(spec, storage, resume)
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    started = init_ray(address, **(ray_init or {}))
+    started = init_ray(address, **(ray_init or {}))  # before the run folder: a refused connection writes nothing
     try:
+        run_dir = prepare_train_dir(spec, storage, resume)
         results = ParquetResults(run_dir, epochs_table=TRAIN_EPOCHS, trials_table=FINAL, make_trial_row=final_row)
         tuner = build_tuner(trainable or TrainTrainable, spec.trials(), run_dir, tuner_plan(spec), resume=resume,
                             results=results, callbacks=callbacks, progress_reporter=progress_reporter(),
