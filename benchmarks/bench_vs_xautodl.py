@@ -20,16 +20,19 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import time
 from functools import partial
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from benchmarks.bench_methods import random_splits
-from benchmarks.timing import print_ratio_rows, rotated_rounds
-from trainables.search import SearchRun
-from trainables.search_config import SearchConfig
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's `benchmarks` package
+from benchmarks.bench_methods import random_splits  # noqa: E402
+from benchmarks.timing import print_ratio_rows, rotated_rounds  # noqa: E402
+from trainables.search import SearchRun  # noqa: E402
+from trainables.search_config import SearchConfig  # noqa: E402
 
 
 class XautodlDartsV1:
