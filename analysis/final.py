@@ -4,8 +4,8 @@ Reads the `final` table of every run folder given to the report that has one (a 
 `platform/train.py`) and writes:
 - per (space, data set, protocol): test error (%) mean ± std (sample std, ddof=1) per method and selection rule,
   over every training of every architecture that rule chose (an architecture chosen by several search trials
-  counts once per choosing trial, as a paper averages over its search seeds), beside the published rows (each
-  with its source) for that data set;
+  counts once per choosing trial, as a paper averages over its search seeds), beside the space's published
+  trainings on that data set (`SearchSpace.trained_reference`, each row with its source);
 - for spaces with a ground-truth table (NB201): per architecture, our trained accuracy (mean over seeds) beside
   the table's at the protocol's epoch budget (`bench_*` columns written by the training driver).
 
@@ -22,24 +22,10 @@ from pathlib import Path
 import pandas as pd
 
 from analysis import store
+from search_spaces.space import get_space
 
 FINAL = "final"
 OK_STATUS = "TERMINATED"
-
-#: Published test errors (%) of architectures trained from scratch, with where each number is printed.
-PUBLISHED = pd.DataFrame([
-    {"dataset": "cifar10", "method": "DARTS (first order)", "test_error": 3.00, "test_error_std": 0.14,
-     "source": "Liu et al., DARTS (ICLR 2019), Table 1 (as quoted in the training issue)"},
-    {"dataset": "cifar10", "method": "DARTS (second order)", "test_error": 2.76, "test_error_std": 0.09,
-     "source": "Liu et al., DARTS (ICLR 2019), Table 1; quark0/darts README ('2.76 +/- 0.09%')"},
-    {"dataset": "cifar10", "method": "BaLeNAS", "test_error": 2.37, "test_error_std": None,
-     "source": "Zhang et al., BaLeNAS (CVPR 2022), abstract (arXiv 2111.13204)"},
-    {"dataset": "cifar100", "method": "BaLeNAS", "test_error": 15.72, "test_error_std": None,
-     "source": "Zhang et al., BaLeNAS (CVPR 2022), abstract (arXiv 2111.13204)"},
-    {"dataset": "imagenet", "method": "BaLeNAS", "test_error": 24.2, "test_error_std": None,
-     "source": "Zhang et al., BaLeNAS (CVPR 2022), abstract (arXiv 2111.13204), top-1"},
-])
-
 
 def final_frame(run_dirs: Mapping[str, str | os.PathLike] | Iterable[str | os.PathLike]) -> pd.DataFrame:
     """The `final` rows of every run folder that has them (a `run` column names the folder)."""
@@ -92,14 +78,15 @@ def error_table(final: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def published_rows(dataset: str) -> pd.DataFrame:
-    """The published rows for a data set of ours (cifar10, cifar100; ImageNet under 'imagenet')."""
-    key = "imagenet" if dataset.lower().startswith("imagenet") and "16" not in dataset else dataset
-    rows = PUBLISHED[PUBLISHED["dataset"] == key]
+def published_rows(space: str, dataset: str) -> pd.DataFrame:
+    """The space's published trainings for a data set (`SearchSpace.trained_reference`), rendered: method,
+    test error % (± std where given), where the search ran, source."""
+    rows = get_space(space).trained_reference(dataset)
     return pd.DataFrame({"method": rows["method"],
                          "test error %": [f"{m:.2f}" + (f" ± {s:.2f}" if pd.notna(s) else "")
                                           for m, s in zip(rows["test_error"], rows["test_error_std"])],
-                         "source": rows["source"]})
+                         "searched on": rows["search_dataset"],
+                         "source": [f"{src}, {where}" for src, where in zip(rows["source"], rows["where"])]})
 
 
 def benchmark_table(final: pd.DataFrame) -> pd.DataFrame:
@@ -143,7 +130,7 @@ def final_section(run_dirs, md_table) -> list[str]:
                                               if len(errors) else []):
         lines += [f"### {space} · {dataset} · {protocol}", "",
                   md_table(group.drop(columns=["space", "dataset", "protocol"]))]
-        published = published_rows(str(dataset)) if str(protocol).startswith("darts") else pd.DataFrame()
+        published = published_rows(str(space), str(dataset))
         if len(published):
             lines += ["Published (same protocol, the authors' own trainings):", "", md_table(published)]
     bench = benchmark_table(final)

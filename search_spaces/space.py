@@ -102,6 +102,16 @@ class SearchSpace(ABC):
 
         return pd.DataFrame(columns=ROW_COLUMNS)
 
+    def trained_reference(self, dataset: str) -> pd.DataFrame:
+        """Published test errors (%) of this space's architectures trained from scratch on `dataset`, for the
+        final-training report (`search_spaces.benchmarks.published.TRAINED_COLUMNS`); empty where none are
+        published (a space with a ground-truth table is compared against the table instead)."""
+        import pandas as pd
+
+        from search_spaces.benchmarks.published import TRAINED_COLUMNS
+
+        return pd.DataFrame(columns=TRAINED_COLUMNS)
+
     def draw(self, arch: str) -> Figure | None:
         """A picture of an architecture (e.g. DARTS' normal and reduction cells); None where there is none."""
         return None

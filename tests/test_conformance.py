@@ -157,6 +157,17 @@ def test_every_proxy_scores_the_space_network(space_name):
         assert row["params_error"] is None and row["params"] > 0  # every network has parameters
 
 
+@pytest.mark.parametrize("space_name", SPACES)
+@pytest.mark.parametrize("dataset", ["cifar10", "cifar100", "imagenet", "ImageNet16-120", "no-such-data"])
+def test_trained_reference_has_the_published_columns(space_name, dataset):
+    from search_spaces.benchmarks.published import TRAINED_COLUMNS
+
+    rows = get_space(space_name).trained_reference(dataset)
+    assert list(rows.columns) == TRAINED_COLUMNS
+    assert (rows["dataset"] == dataset).all() and rows["source"].notna().all() and rows["where"].notna().all()
+    assert rows["test_error"].astype(float).between(0, 100).all()
+
+
 def test_sizes_reject_a_key_the_space_does_not_take():
     for name in SPACES:
         space = get_space(name)

@@ -1,4 +1,5 @@
-"""Published results as rows of a results table, for the spaces whose literature reports benchmark accuracies.
+"""Published results as rows of a results table, for the spaces whose literature reports benchmark accuracies,
+and published test errors of architectures trained from scratch (`trained_rows`), for the final-training report.
 
 A published-results CSV has one source per row: `method`, `source`, `where`, optionally `search_dataset` and
 `selection`, and for every `ReportColumn` of the benchmark a `<key>` column (mean) and optionally `<key>_std`.
@@ -48,3 +49,25 @@ def published_rows(path: str | Path, columns: Sequence[ReportColumn]):
                         "mean": float(mean) if pd.notna(mean) else math.nan,
                         "std": float(std) if pd.notna(std) else math.nan})
     return pd.DataFrame(out, columns=ROW_COLUMNS)
+
+
+#: a published-trainings CSV: one row per (data set, method), test error in %, where it is printed.
+TRAINED_COLUMNS = ["dataset", "method", "test_error", "test_error_std", "search_dataset", "source", "where"]
+
+
+def trained_rows(path: str | Path, dataset: str):
+    """The rows of the published-trainings CSV at `path` for `dataset` (exact name), TRAINED_COLUMNS in order;
+    FileNotFoundError / ValueError name the file."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"published trainings file not found: {path}")
+    table = pd.read_csv(path)
+    missing = set(TRAINED_COLUMNS) - set(table.columns)
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {sorted(missing)}")
+    bad = table[~pd.to_numeric(table["test_error"], errors="coerce").between(0, 100)]
+    if len(bad):
+        raise ValueError(f"{path}: test_error must be a percentage in [0, 100], row(s) {bad.index.tolist()}")
+    return table.loc[table["dataset"] == dataset, TRAINED_COLUMNS].reset_index(drop=True)

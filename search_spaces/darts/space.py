@@ -8,6 +8,7 @@ network derived from a genotype (no auxiliary head). `network` also takes the ev
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -21,6 +22,8 @@ from search_spaces.space import ArchWeights, SearchSpace
 #: row labels: node <- input, with inputs c_{k-2} = 0, c_{k-1} = 1 and nodes 2..5.
 EDGE_LABELS = tuple(f"{node + 2}←{source}" for node, source in EDGES)
 _NETWORK_EXTRAS = ("auxiliary", "imagenet")
+#: published test errors of DARTS-space architectures trained from scratch, one source per row.
+PUBLISHED_TRAININGS = Path(__file__).with_name("published_final.csv")
 
 
 class DartsSpace(SearchSpace):
@@ -66,6 +69,11 @@ class DartsSpace(SearchSpace):
 
     def row_names(self, group: str) -> list[str]:
         return list(EDGE_LABELS) if group in CELLS else super().row_names(group)
+
+    def trained_reference(self, dataset: str):
+        from search_spaces.benchmarks.published import trained_rows
+
+        return trained_rows(PUBLISHED_TRAININGS, dataset)
 
     def draw(self, arch: str):
         from search_spaces.darts.draw import draw_genotype

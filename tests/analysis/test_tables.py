@@ -196,3 +196,17 @@ def test_darts_v1_collapse_reproduces_its_published_row(tmp_path, shared_data):
     for key in [("CIFAR-10", "valid"), ("CIFAR-10", "test"), ("CIFAR-100", "test"), ("ImageNet16-120", "test")]:
         assert round(ours.loc[key, "mean"], 2) == published.loc[key, "mean"], key
         assert ours.loc[key, "std"] == pytest.approx(0.0, abs=1e-9) and ours.loc[key, "n"] == 3
+
+
+def test_trained_rows_name_the_file_on_bad_input(tmp_path):
+    from search_spaces.benchmarks.published import trained_rows
+
+    with pytest.raises(FileNotFoundError, match="none.csv"):
+        trained_rows(tmp_path / "none.csv", "cifar10")
+    (tmp_path / "cols.csv").write_text("dataset,method,test_error\ncifar10,X,3.0\n")
+    with pytest.raises(ValueError, match=r"cols.csv: missing column\(s\) \['search_dataset', 'source', "):
+        trained_rows(tmp_path / "cols.csv", "cifar10")
+    (tmp_path / "pct.csv").write_text("dataset,method,test_error,test_error_std,search_dataset,source,where\n"
+                                      "cifar10,X,0.97,,cifar10,s,w\ncifar10,Y,103,,cifar10,s,w\n")
+    with pytest.raises(ValueError, match=r"pct.csv: test_error must be a percentage in \[0, 100\], row\(s\) \[1\]"):
+        trained_rows(tmp_path / "pct.csv", "cifar10")
