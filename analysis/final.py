@@ -85,7 +85,7 @@ def published_rows(space: str, dataset: str) -> pd.DataFrame:
     return pd.DataFrame({"method": rows["method"],
                          "test error %": [f"{m:.2f}" + (f" ± {s:.2f}" if pd.notna(s) else "")
                                           for m, s in zip(rows["test_error"], rows["test_error_std"])],
-                         "searched on": rows["search_dataset"],
+                         "searched on": rows["search_dataset"].fillna("not stated"),
                          "source": [f"{src}, {where}" for src, where in zip(rows["source"], rows["where"])]})
 
 

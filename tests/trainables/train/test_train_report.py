@@ -46,7 +46,7 @@ def test_errors_per_method_and_rule_with_published_rows(tmp_path):
 def test_darts_published_rows_per_data_set(dataset):
     rows = final_mod.published_rows("darts", dataset)
     assert len(rows) and "BaLeNAS" in set(rows["method"])  # BaLeNAS' abstract gives all three
-    assert rows["source"].str.contains("BaLeNAS|DARTS|NAS").all()
+    assert (rows["source"].str.len() > 20).all()  # "authors, title, venue year, where"
 
 
 def test_published_rows_belong_to_the_space(tmp_path):
