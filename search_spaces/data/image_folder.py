@@ -343,11 +343,14 @@ class ImageFolderDataset:
             rows, uniforms = host[:, 0], host[:, 1:] / _UNIT
         else:
             rows, uniforms = np.asarray(index.tolist(), dtype=np.int64), None
-        x = torch.from_numpy(self._decode(rows, uniforms)).to(self.device).permute(0, 3, 1, 2)
-        x = (x.float() - self._mean) * self._inv_std  # the NHWC buffer seen as NCHW: channels_last strides
+        pixels = torch.from_numpy(self._decode(rows, uniforms)).to(self.device).permute(0, 3, 1, 2)  # NHWC as NCHW
+        # one converting copy into the output layout, then in-place arithmetic: ~5x faster on the CPU than
+        # `(pixels.float() - mean) * inv_std` followed by `.contiguous()`, and the same numbers
+        layout = torch.channels_last if channels_last else torch.contiguous_format
+        x = torch.empty(pixels.shape, dtype=torch.float32, device=self.device, memory_format=layout)
+        x.copy_(pixels).sub_(self._mean).mul_(self._inv_std)
         if cutout:
-            x = x * cutout_mask(x.shape[0], x.shape[2], x.shape[3], cutout, generator)
-        x = x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+            x.mul_(cutout_mask(x.shape[0], x.shape[2], x.shape[3], cutout, generator))
         return x, self.labels[index]
 
     # ----- host decoding ----------------------------------------------------------------------------------------
