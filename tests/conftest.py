@@ -67,6 +67,36 @@ def tiny_cifar10(tmp_path) -> Path:
     return make_tiny_cifar10(tmp_path / "data")
 
 
+#: image sizes (width, height) the tiny ImageNet cycles through: smaller and larger than the 224 crop
+TINY_IMAGENET_SIZES = ((40, 60), (300, 200), (64, 64), (120, 90))
+
+
+def make_tiny_imagenet(root: Path, classes=("n03", "n01", "n02"), train_per_class: int = 4, val_per_class: int = 2,
+                       seed: int = 0) -> Path:
+    """A data root in ILSVRC-2012's folder layout (train/<wnid>/*.JPEG, val/<wnid>/*.JPEG) of random JPEGs whose
+    class is visible in their mean colour; class folders are created out of order (labels must sort them)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for split, per_class in (("train", train_per_class), ("val", val_per_class)):
+        for wnid in classes:
+            label = sorted(classes).index(wnid)
+            folder = root / split / wnid
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(per_class):
+                w, h = TINY_IMAGENET_SIZES[i % len(TINY_IMAGENET_SIZES)]
+                pixels = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+                pixels[..., label % 3] = 255  # a learnable cue
+                Image.fromarray(pixels).save(folder / f"{wnid}_{i}.JPEG", quality=90)
+    return root
+
+
+@pytest.fixture
+def tiny_imagenet(tmp_path) -> Path:
+    """A data root holding train/ (3 classes x 4 JPEGs) and val/ (3 x 2) in ILSVRC-2012's layout."""
+    return make_tiny_imagenet(tmp_path / "imagenet")
+
+
 @pytest.fixture(scope="module")
 def local_ray():
     """A small local Ray for one test module (2 CPUs, temporary files under a short /tmp path)."""

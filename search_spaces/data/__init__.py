@@ -1,8 +1,11 @@
-"""Data sets as device-resident uint8 tensors (CIFAR-10/100, ImageNet16-120) and NB201's splits; CIFAR downloads."""
+"""Data sets as device-resident uint8 tensors (CIFAR-10/100, ImageNet16-120) and NB201's splits; CIFAR downloads;
+image folders (ImageNet) decoded per batch."""
 
 from search_spaces.data.datasets import (
     DATASETS,
+    FOLDER_DATASETS,
     DatasetSpec,
+    FolderDatasetSpec,
     dataset_spec,
     load_split,
     load_splits,
@@ -10,7 +13,9 @@ from search_spaces.data.datasets import (
     resolve_data_root,
 )
 from search_spaces.data.device import DeviceDataset, random_crop_flip
+from search_spaces.data.image_folder import ImageFolderDataset, ImageReadError
 from search_spaces.data.safe_pickle import PickleFileError, load_pickle
 
 __all__ = ["DeviceDataset", "random_crop_flip", "load_split", "load_splits", "DATASETS", "DatasetSpec",
-           "dataset_spec", "PickleFileError", "load_pickle", "prepare_dataset", "resolve_data_root"]
+           "dataset_spec", "PickleFileError", "load_pickle", "prepare_dataset", "resolve_data_root",
+           "FOLDER_DATASETS", "FolderDatasetSpec", "ImageFolderDataset", "ImageReadError"]

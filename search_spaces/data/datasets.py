@@ -1,6 +1,15 @@
-"""`load_split`: an NB201 data set split as a DeviceDataset on the requested device.
+"""`load_split(s)`: a data set's splits, device-resident (NB201's sets) or read from image folders (ImageNet).
 
-Data sets (NB201's names) and their splits:
+Two kinds of data set, two registries:
+- `DATASETS` (cifar10, cifar100, ImageNet16-120, NB201's names): whole splits read once into a `DeviceDataset`
+  on the requested device (uint8; augmentation on the device). Searches, proxies and final training use them.
+- `FOLDER_DATASETS` (imagenet: ILSVRC-2012 in the standard `train/<wnid>/*.JPEG`, `val/<wnid>/*.JPEG` layout):
+  each split an `ImageFolderDataset` (search_spaces/data/image_folder.py) holding file names, decoding and
+  augmenting each batch on the host. Final training only (`darts-imagenet`); splits `train` (the `train`
+  folder) and `test` (the `val` folder: ILSVRC-2012's 50,000 validation images, what DARTS reports as test).
+  Never downloaded: a missing folder is a FileNotFoundError with the manual steps (`IMAGENET_STEPS`).
+
+NB201's data sets and their splits:
 
 | split          | cifar10                               | cifar100, ImageNet16-120                      |
 |----------------|---------------------------------------|-----------------------------------------------|
@@ -34,6 +43,15 @@ import torch
 
 from search_spaces.data import readers
 from search_spaces.data.device import DeviceDataset
+from search_spaces.data.image_folder import (
+    EVAL_RESIZE,
+    IMAGE_SIZE,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    ImageFolderDataset,
+    find_classes,
+    same_classes,
+)
 from search_spaces.data.splits import official_files, read_split_file, seeded_halves
 
 log = logging.getLogger(__name__)
@@ -85,6 +103,41 @@ DATASETS: dict[str, DatasetSpec] = {
 }
 
 
+@dataclass(frozen=True)
+class FolderDatasetSpec:
+    """A data set read from class folders a batch at a time (search_spaces.data.image_folder).
+
+    The data root holds the split folders itself or under `subfolder`; labels come from the class folders of
+    the `train` split (each other split must have the same ones).
+    """
+
+    name: str
+    folders: dict[str, str]  # split -> its folder under the data set's folder
+    subfolder: str  # the data set's folder under a data root holding several data sets
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    manual_steps: str  # how to place the files by hand; {root} is the data root
+    image_size: int = IMAGE_SIZE
+    eval_resize: int = EVAL_RESIZE
+
+
+IMAGENET_STEPS = (
+    "ImageNet (ILSVRC-2012) cannot be downloaded automatically. To place it by hand: register at "
+    "https://image-net.org and download ILSVRC2012_img_train.tar (~138 GB) and ILSVRC2012_img_val.tar (~6.3 GB) "
+    "(https://image-net.org/challenges/LSVRC/2012/); extract the training tar and each of its 1,000 per-class tars "
+    "into train/<wnid>/ (train/n01440764/n01440764_10026.JPEG, ...; 1,281,167 images), and the validation tar into "
+    "val/, then sort val's 50,000 JPEGs into the same <wnid> folders (val/n01440764/ILSVRC2012_val_00000293.JPEG, "
+    "...; the tar ships them unsorted: pytorch/examples imagenet/extract_ILSVRC.sh or soumith/imagenetloader.torch "
+    "valprep.sh do both steps); then point data_root / $BALENAS_DATA_ROOT at the folder holding train/ and val/ "
+    "(or put them at {root}/imagenet). NB201's 16x16 ImageNet16-120 is another data set (dataset "
+    "ImageNet16-120 with the nb201 presets).")
+
+FOLDER_DATASETS: dict[str, FolderDatasetSpec] = {
+    "imagenet": FolderDatasetSpec("imagenet", {"train": "train", "test": "val"}, "imagenet", IMAGENET_MEAN,
+                                  IMAGENET_STD, IMAGENET_STEPS),
+}
+
+
 def dataset_spec(dataset: str) -> DatasetSpec:
     """The spec of an NB201 data set name; a ValueError lists the valid names."""
     if dataset not in DATASETS:
@@ -124,6 +177,10 @@ def prepare_dataset(dataset: str, root: Path | str | None, *, download: bool = T
     """
     from search_spaces.data import download as downloads
 
+    if dataset in FOLDER_DATASETS:
+        root = resolve_data_root(root)
+        check_folders(FOLDER_DATASETS[dataset], root)
+        return root
     spec = dataset_spec(dataset)
     root = resolve_data_root(root)
     try:
@@ -141,6 +198,63 @@ def prepare_dataset(dataset: str, root: Path | str | None, *, download: bool = T
                                 f"{downloads.manual_steps(archive, root)}")
     downloads.fetch(dataset, root, progress=progress)
     return root
+
+
+def locate_folders(spec: FolderDatasetSpec, root: Path) -> Path:
+    """The folder holding `spec`'s split folders: `root` itself or `root/spec.subfolder`; FileNotFoundError
+    names what is missing and gives the manual steps."""
+    root = Path(root).expanduser()
+    steps = spec.manual_steps.format(root=root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{spec.name}: the data root {root} does not exist. {steps}")
+    wanted = list(dict.fromkeys(spec.folders.values()))
+    base = next((c for c in (root, root / spec.subfolder) if any((c / f).is_dir() for f in wanted)), None)
+    if base is None:
+        raise FileNotFoundError(f"{spec.name} not found: no {' or '.join(f + '/' for f in wanted)} folder in {root} "
+                                f"(nor in {root / spec.subfolder}). {steps}")
+    for folder in wanted:
+        if not (base / folder).is_dir():
+            raise FileNotFoundError(f"{spec.name}: no {folder}/ folder at {base / folder}. {steps}")
+    return base
+
+
+def check_folders(spec: FolderDatasetSpec, root: Path) -> tuple[Path, list[str]]:
+    """(the folder holding the split folders, the class names), checking by listing folders (not images) that
+    every split folder exists and holds the training split's class folders. FileNotFoundError (with the manual
+    steps) for a missing folder or no class folders; ValueError for class folders that differ between splits."""
+    base = locate_folders(spec, root)
+    try:
+        classes = find_classes(base / spec.folders["train"])
+        for name, folder in spec.folders.items():
+            if name != "train":
+                same_classes(base / folder, classes)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"{spec.name}: {err}. {spec.manual_steps.format(root=root)}") from None
+    return base, classes
+
+
+def _load_folder_splits(spec: FolderDatasetSpec, root: Path | str | None, splits: list[str], *,
+                        subset: int | None, subset_seed: int | None, device: torch.device | str,
+                        split_file: Path | str | None) -> dict[str, ImageFolderDataset]:
+    for name in splits:
+        if name not in spec.folders:
+            raise ValueError(f"unknown split {name!r} for {spec.name}; expected one of {', '.join(spec.folders)}")
+    if split_file is not None:
+        raise ValueError(f"split_file applies to NB201's data sets, not {spec.name} (got {split_file})")
+    root = resolve_data_root(root)
+    base, classes = check_folders(spec, root)
+    try:
+        out = {}
+        for name in splits:
+            data = ImageFolderDataset.from_folder(
+                base / spec.folders[name], classes=classes, device=device, name=f"{spec.name}/{name}",
+                mean=spec.mean, std=spec.std, image_size=spec.image_size, eval_resize=spec.eval_resize)
+            out[name] = data.subset(subset, subset_seed)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"{spec.name}: {err}. {spec.manual_steps.format(root=root)}") from None
+    log.info("%s: %s from %s (%d classes)", spec.name,
+             ", ".join(f"{k} {len(v)} images" for k, v in out.items()), base, len(classes))
+    return out
 
 
 def _halves(spec: DatasetSpec, folder: Path, n: int, split_file: Path | str | None) -> tuple[np.ndarray, ...]:
@@ -163,16 +277,20 @@ def _halves(spec: DatasetSpec, folder: Path, n: int, split_file: Path | str | No
 
 def load_splits(dataset: str, root: Path | str | None, splits: Iterable[str], *, subset: int | None = None,
                 subset_seed: int | None = None, device: torch.device | str = "cpu",
-                split_file: Path | str | None = None, download: bool = True) -> dict[str, DeviceDataset]:
+                split_file: Path | str | None = None,
+                download: bool = True) -> dict[str, DeviceDataset] | dict[str, ImageFolderDataset]:
     """Several splits of one data set, reading each raw file once (see the module docstring for names).
 
     `subset` keeps the first `subset` examples of every split (subset_seed None) or a random `subset` drawn
     with `subset_seed`; `root` is the folder holding e.g. `cifar-10-batches-py`, or that folder itself (None:
     $BALENAS_DATA_ROOT, else the per-user cache); CIFAR-10/100 missing there are downloaded unless `download`
-    is False (see `prepare_dataset`).
+    is False (see `prepare_dataset`). A `FOLDER_DATASETS` name gives `ImageFolderDataset`s (never downloaded).
     """
-    spec = dataset_spec(dataset)
     splits = list(splits)
+    if dataset in FOLDER_DATASETS:
+        return _load_folder_splits(FOLDER_DATASETS[dataset], root, splits, subset=subset, subset_seed=subset_seed,
+                                   device=device, split_file=split_file)
+    spec = dataset_spec(dataset)
     for name in splits:
         if name not in spec.splits:
             raise ValueError(f"unknown split {name!r} for {dataset}; expected one of {', '.join(spec.splits)}")

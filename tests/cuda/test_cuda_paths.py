@@ -1,6 +1,7 @@
 """Every code path on `cuda`: the search step of each method family (and bf16, channels_last, torch.compile,
-CUDA graphs), no host sync in the step, the device data set, resume, proxies. All skip without CUDA; the
-GPU check (benchmarks/gpu_check.py, section cuda_tests) runs them with `pytest -m cuda tests/cuda`."""
+CUDA graphs), no host sync in the step, the device data set, the image-folder reader, resume, proxies. All skip
+without CUDA; the GPU check (benchmarks/gpu_check.py, section cuda_tests) runs them with
+`pytest -m cuda tests/cuda`."""
 
 from __future__ import annotations
 
@@ -117,3 +118,32 @@ def test_proxies_on_cuda_match_the_cpu():
             assert (a[name] is None) == (b[name] is None), (a["arch"], name, b.get(f"{name}_error"))
             if a[name] is not None and name in ("params", "flops"):
                 assert a[name] == pytest.approx(b[name], rel=1e-6)
+
+
+def test_image_folder_batches_on_cuda_match_the_cpu_with_one_sync(tiny_imagenet):
+    import warnings
+
+    from search_spaces.data import load_split
+
+    cpu = load_split("imagenet", tiny_imagenet, "train")
+    gpu = load_split("imagenet", tiny_imagenet, "train", device=CUDA)
+    index = torch.tensor([3, 1, 4, 1, 5])
+    x_cpu, y_cpu = cpu.batch(index)
+    x_gpu, y_gpu = gpu.batch(index.to(CUDA), channels_last=True)
+    assert x_gpu.is_cuda and x_gpu.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(x_gpu.cpu(), x_cpu, atol=1e-5) and torch.equal(y_gpu.cpu(), y_cpu)
+    g = torch.Generator(device=CUDA).manual_seed(0)
+    order = gpu.permutation(g)
+    xa, _ = gpu.batch(order[:6], augment=True, generator=torch.Generator(device=CUDA).manual_seed(1))
+    xb, _ = gpu.batch(order[:6], augment=True, generator=torch.Generator(device=CUDA).manual_seed(1))
+    assert torch.equal(xa, xb)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            gpu.batch(order[:6], augment=True, generator=g, cutout=16)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    syncs = [w for w in caught if "synchroniz" in str(w.message)]
+    assert len(syncs) == 1, [str(w.message) for w in syncs]  # index and draws to the host; the pinned copy waits not

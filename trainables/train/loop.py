@@ -1,11 +1,13 @@
 """The final-training loop: one architecture, one seed, trained from scratch under a protocol, an epoch a time.
 
 Per epoch: drop path probability `p * epoch / epochs` on the network (DARTS's ramp; 0 = off), one pass over a
-fresh device-side permutation of the training split with crop/flip/cutout done on the device, SGD with the
+fresh device-side permutation of the training split with crop/flip/cutout done on the device (image-folder data
+sets, i.e. ImageNet, decode and augment each batch on the host instead), SGD with the
 protocol's clipping and schedule, the auxiliary head's loss weighted in when the network returns
 `(logits, aux_logits)` in training mode, then (every `eval_every` epochs and after the last) evaluation in eval
 mode on the protocol's splits. Losses and hits accumulate as device tensors: one host synchronisation per
-epoch, where a non-finite training loss is detected (`NonFiniteLoss`, naming the epoch).
+epoch, where a non-finite training loss is detected (`NonFiniteLoss`, naming the epoch), plus one per batch
+with an image-folder data set (its index and random draws go to the host, where the files are decoded).
 
 All randomness is seeded (global torch RNG for initialisation and drop path, a device generator for data
 order and augmentation) and saved in checkpoints with weights, optimizer, scheduler and epoch, so a run
@@ -31,16 +33,19 @@ from torch import nn
 
 from search_spaces.data import load_splits
 from search_spaces.data.device import DeviceDataset
+from search_spaces.data.image_folder import ImageFolderDataset
 from search_spaces.space import get_space
 from trainables.checkpoints import load_rng_state, rng_state, save_atomic
 from trainables.methods.arch_params import detached_copy
 from trainables.search import resolve_device
 from trainables.train.config import TrainConfig, parse_train_config
-from trainables.train.protocol import IMAGENET_GAP, TrainProtocol
+from trainables.train.protocol import TrainProtocol
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = 1
+#: what the loop draws batches from: a device-resident split or an image folder decoded per batch (same interface)
+Data = DeviceDataset | ImageFolderDataset
 #: parameters whose name contains this belong to the auxiliary head, which exists only for training (DARTS's
 #: `count_parameters_in_MB` leaves them out of the published parameter counts, and so does `param_count`).
 AUXILIARY_NAME = "auxiliary"
@@ -98,7 +103,7 @@ def split_logits(out: torch.Tensor | tuple) -> tuple[torch.Tensor, torch.Tensor 
 class TrainRun:
     """One final training: network, optimizer, schedule and data on one device, advanced an epoch at a time."""
 
-    def __init__(self, config: dict[str, Any] | TrainConfig, *, splits: dict[str, DeviceDataset] | None = None):
+    def __init__(self, config: dict[str, Any] | TrainConfig, *, splits: dict[str, Data] | None = None):
         """`splits` ({"train": ..., <eval role>: ...}, e.g. "test") replaces reading `data_root` (tests,
         benchmarks, data sets without a reader here); they are moved to the run's device."""
         cfg = parse_train_config(config)
@@ -141,10 +146,11 @@ class TrainRun:
         self.epoch = 0
         self.last_eval: dict[str, float] = {}
 
-    def _load_splits(self) -> dict[str, DeviceDataset]:
+    def _load_splits(self) -> dict[str, Data]:
         p, cfg = self.protocol, self.cfg
-        if not p.splits:
-            raise ValueError(f"protocol {p.name!r}: {IMAGENET_GAP}")
+        if cfg.dataset not in p.splits:
+            raise ValueError(f"protocol {p.name!r} has no splits for dataset {cfg.dataset!r} (it has "
+                             f"{', '.join(p.splits) or 'none'}): pass the data as `splits`")
         where = p.splits[cfg.dataset]
         names = [where.train, *where.eval.values()]
         loaded = load_splits(where.data, cfg.data_root, list(dict.fromkeys(names)), device=self.device,
@@ -288,7 +294,7 @@ class TrainRun:
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, overrides: dict[str, Any] | None = None,
-                        splits: dict[str, DeviceDataset] | None = None) -> TrainRun:
+                        splits: dict[str, Data] | None = None) -> TrainRun:
         """Rebuild a run from `save`'s file; `overrides` may change e.g. data_root or device."""
         path = Path(path)
         if not path.is_file():
@@ -299,7 +305,7 @@ class TrainRun:
         return run
 
 
-def run_training(config: dict[str, Any], splits: dict[str, DeviceDataset] | None = None) -> list[dict[str, Any]]:
+def run_training(config: dict[str, Any], splits: dict[str, Data] | None = None) -> list[dict[str, Any]]:
     """A whole training without Ray; one metrics dict per epoch."""
     run = TrainRun(config, splits=splits)
     return [run.run_epoch() for _ in range(run.total_epochs)]

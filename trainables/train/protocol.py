@@ -9,8 +9,12 @@ on the whole of it.
 Presets (hyper-parameters checked against the reference code, not copied from it):
 - `darts-cifar`: quark0/darts cnn/train.py with the README's `--auxiliary --cutout` (Liu et al., ICLR 2019).
 - `darts-imagenet`: quark0/darts cnn/train_imagenet.py (batch 128 per GPU, StepLR(1, 0.97), label smoothing
-  0.1; the README trains with `--auxiliary`) at the paper's 250 epochs, C=48, 14 cells. No ImageNet reader
-  here (see `IMAGENET_GAP`).
+  0.1; the README trains with `--auxiliary`) at the paper's 250 epochs, C=48, 14 cells, on ILSVRC-2012 in the
+  standard folder layout (data set `imagenet`: `data_root` holds `train/<wnid>/*.JPEG` and `val/<wnid>/*.JPEG`;
+  trained on `train`, tested on `val`, the 50,000 validation images DARTS reports as test). Its data are read by
+  search_spaces/data/image_folder.py: JPEGs decoded and augmented on the host per batch (RandomResizedCrop(224),
+  flip, ColorJitter(0.4, 0.4, 0.4, 0.2); eval Resize(256) + CenterCrop(224)), not held on the device, with one
+  host sync per batch; `augment` means that transform there.
 - `nb201`, `nb201-12`: NAS-Bench-201's training (Dong & Yang, ICLR 2020), D-X-Y/AutoDL-Projects
   configs/nas-benchmark/hyper-opts/200E.config and 12E.config (cosine to 0 stepped per iteration as xautodl's
   scheduler, SGD 0.1 Nesterov 0.9, wd 5e-4, batch 256, no clipping, plain cross-entropy), C=16, N=5, crop +
@@ -31,7 +35,7 @@ class _Strict(BaseModel):
 class DataSplits(_Strict):
     """Where one data set's images come from: the data-layer set, the training split and the evaluated ones."""
 
-    data: str  # a search_spaces.data data set (cifar10, cifar100, ImageNet16-120)
+    data: str  # a search_spaces.data data set (cifar10, cifar100, ImageNet16-120; imagenet: image folders)
     train: str  # the split trained on (search_spaces.data split names)
     eval: dict[str, str]  # role (test, valid) -> split; `test` is the one the final error is read from
 
@@ -68,7 +72,7 @@ class TrainProtocol(_Strict):
     auxiliary: bool = False
     auxiliary_weight: float = Field(0.4, ge=0)
     drop_path_prob: float = Field(0.0, ge=0, lt=1)  # ramped linearly: epoch e (0-based) uses p * e / epochs
-    augment: bool = True  # random crop (the data set's padding) + horizontal flip
+    augment: bool = True  # the data set's training augmentation: crop (its padding) + flip; imagenet: its reader's
     cutout: int = Field(0, ge=0)  # side of the cutout square (0: off)
     eval_every: int = Field(1, ge=1)  # evaluate every k epochs (and always after the last)
     steps_per_epoch: int | None = Field(None, ge=1)  # cap on training steps per epoch (tests, timing)
@@ -98,10 +102,8 @@ DARTS_CIFAR_SPLITS = {
     "cifar10": DataSplits(data="cifar10", train="train", eval={"test": "test"}),
     "cifar100": DataSplits(data="cifar100", train="train", eval={"test": "test"}),
 }
-IMAGENET_GAP = ("ImageNet (ILSVRC-2012) has no reader here: the standard folder layout holds JPEGs that need "
-                "decoding and RandomResizedCrop/ColorJitter at 224 px on the host, which does not fit this "
-                "platform's device-resident uint8 data sets without torchvision; pass the data as `splits` "
-                "(TrainRun) or train darts-imagenet's network and loop on ImageNet16-120")
+# DARTS on ImageNet: ILSVRC-2012's training folder, tested on its 50,000 validation images (`val/`).
+DARTS_IMAGENET_SPLITS = {"imagenet": DataSplits(data="imagenet", train="train", eval={"test": "test"})}
 
 _NB201 = dict(space="nb201", size={"C": 16, "N": 5}, batch_size=256, lr=0.1, momentum=0.9, nesterov=True,
               weight_decay=5e-4, schedule="cosine", lr_min=0.0, lr_step="iteration", grad_clip=None,
@@ -123,7 +125,7 @@ PRESETS: dict[str, TrainProtocol] = {
         space="darts", size={"C": 48, "layers": 14}, network={"imagenet": True}, epochs=250, batch_size=128,
         eval_batch_size=128, lr=0.1, momentum=0.9, weight_decay=3e-5, schedule="exponential", gamma=0.97,
         grad_clip=5.0, label_smoothing=0.1, auxiliary=True, auxiliary_weight=0.4, drop_path_prob=0.0,
-        splits={}),
+        splits=DARTS_IMAGENET_SPLITS),
     "nb201": TrainProtocol(
         name="nb201", epochs=200,
         source="NAS-Bench-201 (Dong & Yang, ICLR 2020): D-X-Y/AutoDL-Projects configs/nas-benchmark/hyper-opts/"

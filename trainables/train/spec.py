@@ -308,14 +308,14 @@ def load_train_spec(path: str | Path, *, from_sweep: str | None = None, rule: st
 
 def check_train_paths(spec: TrainSpec) -> None:
     """FileNotFoundError naming the field and path for data missing on this machine; missing CIFAR data are
-    downloaded first unless `spec.download` is off (download.DownloadError on failure)."""
+    downloaded first unless `spec.download` is off (download.DownloadError on failure); ImageNet's folders are
+    checked (split and class folders, not every image) and never downloaded."""
     from search_spaces.benchmarks.registry import is_builtin_reference
     from search_spaces.data import prepare_dataset
-    from trainables.train.protocol import IMAGENET_GAP
 
     protocol = TrainConfig(**spec.train_config(spec.architectures[0].arch, spec.seeds[0])).resolved_protocol()
-    if not protocol.splits:
-        raise FileNotFoundError(f"protocol {protocol.name!r}: {IMAGENET_GAP}")
+    if spec.dataset not in protocol.splits:
+        raise ValueError(f"dataset {spec.dataset!r}: protocol {protocol.name!r} has no splits for it")
     try:
         prepare_dataset(protocol.splits[spec.dataset].data, spec.data_root, download=spec.download)
     except FileNotFoundError as err:

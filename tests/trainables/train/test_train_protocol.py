@@ -22,6 +22,9 @@ def test_darts_imagenet_is_train_imagenet_py():
     assert (p.size, p.epochs, p.batch_size, p.network) == ({"C": 48, "layers": 14}, 250, 128, {"imagenet": True})
     assert (p.lr, p.schedule, p.gamma, p.weight_decay, p.label_smoothing, p.auxiliary_weight) == (
         0.1, "exponential", 0.97, 3e-5, 0.1, 0.4)
+    # ILSVRC-2012's train/ folder, tested on its 50,000 validation images (val/), as DARTS reports
+    assert set(p.splits) == {"imagenet"} and p.splits["imagenet"].train == "train"
+    assert p.splits["imagenet"].eval == {"test": "test"}
 
 
 @pytest.mark.parametrize("name, epochs", [("nb201", 200), ("nb201-12", 12)])
