@@ -54,14 +54,8 @@ class DeviceDataset:
 
     def subset(self, n: int | None, seed: int | None = None) -> DeviceDataset:
         """The first `n` examples (seed None) or `n` drawn without replacement with `seed`."""
-        if n is None or n >= len(self):
-            return self
-        if n < 1:
-            raise ValueError(f"subset size must be >= 1, got {n}")
-        if seed is None:
-            return self.take(torch.arange(n), f"{self.name}[:{n}]")
-        g = torch.Generator().manual_seed(int(seed))
-        return self.take(torch.randperm(len(self), generator=g)[:n].sort().values, f"{self.name}[rand{n}@{seed}]")
+        rows = subset_rows(len(self), n, seed)
+        return self if rows is None else self.take(rows[0], f"{self.name}{rows[1]}")
 
     def permutation(self, generator: torch.Generator) -> torch.Tensor:
         """A random order of all examples, drawn on the device."""
@@ -90,6 +84,21 @@ class DeviceDataset:
         """Mean and std per channel over the whole split, in [0, 1] pixel units (float64 accumulation)."""
         x = self.images.double() / 255.0
         return x.mean(dim=(0, 2, 3)).tolist(), x.std(dim=(0, 2, 3), unbiased=False).tolist()
+
+
+def subset_rows(length: int, n: int | None, seed: int | None) -> tuple[torch.Tensor, str] | None:
+    """The rows of a data set's subset (sorted, on the CPU) and a name suffix; None when `n` keeps all rows.
+
+    The first `n` rows with seed None, else `n` rows drawn without replacement with `seed`. Shared by every data
+    set kind (device-resident and image folders) so that a subset means the same rows for both."""
+    if n is None or n >= length:
+        return None
+    if n < 1:
+        raise ValueError(f"subset size must be >= 1, got {n}")
+    if seed is None:
+        return torch.arange(n), f"[:{n}]"
+    g = torch.Generator().manual_seed(int(seed))
+    return torch.randperm(length, generator=g)[:n].sort().values, f"[rand{n}@{seed}]"
 
 
 def random_crop_flip(x: torch.Tensor, generator: torch.Generator, padding: int = 4) -> torch.Tensor:

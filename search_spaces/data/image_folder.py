@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageEnhance
 
-from search_spaces.data.device import cutout_mask
+from search_spaces.data.device import cutout_mask, subset_rows
 
 #: file name endings read as images (compared in lower case), as torchvision's IMG_EXTENSIONS subset for RGB data
 IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png")
@@ -313,14 +313,8 @@ class ImageFolderDataset:
 
     def subset(self, n: int | None, seed: int | None = None) -> ImageFolderDataset:
         """The first `n` examples (seed None) or `n` drawn without replacement with `seed` (as DeviceDataset)."""
-        if n is None or n >= len(self):
-            return self
-        if n < 1:
-            raise ValueError(f"subset size must be >= 1, got {n}")
-        if seed is None:
-            return self.take(torch.arange(n), f"{self.name}[:{n}]")
-        g = torch.Generator().manual_seed(int(seed))
-        return self.take(torch.randperm(len(self), generator=g)[:n].sort().values, f"{self.name}[rand{n}@{seed}]")
+        rows = subset_rows(len(self), n, seed)
+        return self if rows is None else self.take(rows[0], f"{self.name}{rows[1]}")
 
     def permutation(self, generator: torch.Generator) -> torch.Tensor:
         """A random order of all examples, drawn on the device."""
