@@ -206,7 +206,9 @@ def test_a_stopped_job_resubmitted_with_resume_loses_and_repeats_nothing(cluster
 
 def test_losing_the_worker_node_retries_its_trial_on_the_head_from_its_checkpoint(fresh_cluster):
     cluster = fresh_cluster
-    spec = write_spec(cluster, "lost", epochs=6, failure={"max_failures": 3})
+    # enough epochs that no trial can finish between its first checkpoint and the node's loss on a quiet machine
+    # (with 6, both trials had finished on the worker before `remove-worker` took effect)
+    spec = write_spec(cluster, "lost", epochs=24, failure={"max_failures": 3})
     job = _job_id(submit(cluster, spec, wait=False))
     run_dir = cluster.work / "runs" / "lost"
 
