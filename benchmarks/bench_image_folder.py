@@ -20,6 +20,7 @@ import argparse
 import os
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,8 +29,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from benchmarks.timing import rotated_rounds
-from search_spaces.data.image_folder import ImageFolderDataset, open_rgb, resized_crop_box
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's `benchmarks` package
+from benchmarks.timing import print_ratio_rows, rotated_rounds  # noqa: E402
+from search_spaces.data.image_folder import ImageFolderDataset, open_rgb, resized_crop_box  # noqa: E402
 
 SIZES = ((500, 375), (375, 500), (500, 333))
 
@@ -112,11 +114,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{args.images} synthetic JPEGs ({', '.join(f'{w}x{h}' for w, h in SIZES)}; mean {kb:.0f} KB), "
               f"batch {args.batch}, {args.rounds} rounds, device {args.device}, torch threads "
               f"{torch.get_num_threads()}, {os.cpu_count()} CPUs")
-        print("| setting | s / batch (median) | min | max | images/s | time / peer's |")
+        print("| setting | s / batch (median) | min | max | time / peer's | images/s |")
         print("|---|---|---|---|---|---|")
-        for k, v in times.items():
-            print(f"| {k} | {medians[k]:.3f} | {min(v):.3f} | {max(v):.3f} | {args.batch / medians[k]:.0f} | "
-                  f"{medians[k] / peer:.2f} |")
+        print_ratio_rows(times, medians, peer, extra=lambda k: f"{args.batch / medians[k]:.0f}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
