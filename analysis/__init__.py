@@ -1,4 +1,4 @@
-"""What came out of a sweep: the Parquet store (analysis.store), loading into pandas (`load`), paper-style
+"""What came out of a sweep: the Parquet store (trainables.runs.store), loading into pandas (`load`), paper-style
 tables (analysis.tables), plots (analysis.plots) and the report command (`python -m analysis report RUN_DIR`).
 
     import analysis

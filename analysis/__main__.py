@@ -1,48 +1,9 @@
-"""Command line: `python -m analysis report RUN_DIR [RUN_DIR ...] [--out DIR] [--benchmark PATH]`.
+"""`python -m analysis report RUN_DIR ...`: the same command as `balenas report` (balenas/commands/report.py)."""
 
-Writes report.md, the plots and the tables (md/tex/csv) to --out (default: `<first RUN_DIR>/report`) and prints
-the main table (argmax rule) to the terminal.
-"""
-
-from __future__ import annotations
-
-import argparse
 import sys
-from pathlib import Path
 
-
-def main(argv: list[str] | None = None, prog: str = "python -m analysis") -> int:
-    parser = argparse.ArgumentParser(prog=prog, description="Analyse sweep run directories.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    report = commands.add_parser("report", help="write report.md, plots and paper tables for one or more runs")
-    report.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories or globs (quote globs)")
-    report.add_argument("--out", type=Path, default=None, help="output folder (default: <first RUN_DIR>/report)")
-    report.add_argument("--benchmark", default=None,
-                        help="ground-truth table for the optimum row (a file, or `nb201` for the packaged table); "
-                             "default: the spec's `benchmark` where it exists here")
-    report.add_argument("--no-published", action="store_true", help="leave the published reference rows out")
-    args = parser.parse_args(argv)
-
-    from analysis.load import load
-    from analysis.report import build_report
-
-    try:
-        if args.benchmark is not None:
-            from search_spaces.benchmarks.registry import is_builtin_reference, table_path
-
-            args.benchmark = table_path(args.benchmark) if is_builtin_reference(args.benchmark) else args.benchmark
-        tables = load(*args.runs)
-        out = args.out if args.out is not None else next(iter(tables.runs.values())) / "report"
-        result = build_report(tables, out, benchmark=args.benchmark, published=not args.no_published)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(result.main_table or "no result table (no selections and no finished trials)")
-    for note in result.notes:
-        print(f"note: {note}")
-    print(f"report written to {result.path}")
-    return 0
-
+from balenas.commands.report import main
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    argv = sys.argv[1:]
+    raise SystemExit(main(argv[1:] if argv[:1] == ["report"] else argv, prog="python -m analysis report"))

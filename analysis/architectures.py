@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from search_spaces.space import get_space
+from search_spaces.space import available_spaces, get_space
 
 MAX_PICTURES = 12
 
@@ -24,9 +24,10 @@ def _params_m(space, arch: str) -> float:
     return sum(p.numel() for p in net.parameters()) / 1e6
 
 
-def chosen_table(sel: pd.DataFrame, space_name: str, proxy_names: list[str]) -> pd.DataFrame:
-    """One row per (trial, rule): method, seed, rule, arch, params_M, proxies and bench_* columns present."""
-    if sel.empty or "arch" not in sel.columns:
+def chosen_table(sel: pd.DataFrame, space_name: str | None, proxy_names: list[str]) -> pd.DataFrame:
+    """One row per (trial, rule): method, seed, rule, arch, params_M, proxies and bench_* columns present (empty
+    where the space is not known: its networks count the parameters)."""
+    if sel.empty or "arch" not in sel.columns or space_name not in available_spaces():
         return pd.DataFrame()
     space = get_space(space_name)
     out = sel.copy()
@@ -39,7 +40,7 @@ def chosen_table(sel: pd.DataFrame, space_name: str, proxy_names: list[str]) -> 
     return out[keep].sort_values(sort).reset_index(drop=True)
 
 
-def section(sel: pd.DataFrame, space_name: str, proxy_names: list[str], out_dir: Path, md_table) -> list[str]:
+def section(sel: pd.DataFrame, space_name: str | None, proxy_names: list[str], out_dir: Path, md_table) -> list[str]:
     """Markdown lines of the report's "Chosen architectures" section; pictures are written into `out_dir`."""
     table = chosen_table(sel, space_name, proxy_names)
     if table.empty:

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import store
 from search_spaces.space import get_space
+from trainables.runs import store
 
 FINAL = "final"
 OK_STATUS = "TERMINATED"

@@ -1,21 +1,23 @@
-"""Small pandas helpers on the sweep tables: ground-truth columns, hyper-parameter columns, op probabilities.
+"""Small pandas helpers on the sweep tables: the run's space, data set and benchmark, ground-truth columns,
+hyper-parameter columns, op probabilities.
 
 Ground-truth columns are named `bench_<dataset>_<split>` (search_spaces.benchmarks.base.bench_column: data set
-lower-cased with '-' -> '_', e.g. bench_cifar10_valid_valid, bench_imagenet16_120_test).
+lower-cased with '-' -> '_'). Which of them a plot shows is the run's benchmark's rule
+(`Benchmark.test_column(dataset)`, found through the space's `benchmark_name`), never a preference of analysis:
+analysis knows no space, data set or benchmark by name. A frame's space and data set come from its own `space` /
+`dataset` columns, else from the trials table, else from the run's spec (`fill_run_columns`).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from search_spaces.space import DEFAULT_SPACE
 
 BENCH_PREFIX = "bench_"
 HP_PREFIX = "hp_"
@@ -39,39 +41,139 @@ def split_bench_column(name: str) -> tuple[str, str]:
     return dataset, split
 
 
-def test_column(df: pd.DataFrame, dataset: str) -> str | None:
-    """The ground-truth test-accuracy column for a search data set, if the frame has one.
+def run_value(frame: pd.DataFrame, column: str) -> str | None:
+    """The first value of `column` in a frame's rows (e.g. its `space` or `dataset`), or None."""
+    if column in frame.columns and frame[column].notna().any():
+        return str(frame[column].dropna().iloc[0])
+    return None
 
-    CIFAR-10 prefers the model trained on all 50k images (bench_cifar10_test, as in the NB201 paper's table),
-    then the 25k-trained model's test accuracy (bench_cifar10_valid_test).
+
+def fill_run_columns(frame: pd.DataFrame, trials: pd.DataFrame | None = None,
+                     specs: Mapping[str, dict] | None = None, columns: Sequence[str] = ("space", "dataset"),
+                     ) -> pd.DataFrame:
+    """`frame` with its `columns` (default: space and dataset) filled where missing: from the trials table
+    (joined on run and trial_id), then from the run's spec (`specs`: run name -> spec dict, joined on `run`;
+    without a `run` column, the one value all specs agree on). Rows of real sweeps carry both; older or
+    hand-made tables may not."""
+    out = frame
+    keys = [k for k in ("run", "trial_id") if k in frame.columns and trials is not None and k in trials.columns]
+    for col in columns:
+        if len(out) == 0:
+            break
+        have = out[col] if col in out.columns else pd.Series(None, index=out.index, dtype="object")
+        if have.notna().all():
+            continue
+        if keys and col in trials.columns and trials[col].notna().any():
+            joined = out[keys].merge(trials[keys + [col]].drop_duplicates(keys), on=keys, how="left")[col]
+            have = have.where(have.notna(), joined.to_numpy())
+        if specs and have.isna().any():
+            by_run = {str(run): spec.get(col) for run, spec in specs.items() if isinstance(spec, dict)}
+            if "run" in out.columns:
+                from_spec = out["run"].astype(str).map(by_run)
+            else:
+                values = {v for v in by_run.values() if v is not None}
+                from_spec = pd.Series(values.pop() if len(values) == 1 else None, index=out.index, dtype="object")
+            have = have.where(have.notna(), from_spec)
+        if have.notna().any():
+            out = out.assign(**{col: have.astype("object")})
+    return out
+
+
+def tables_space(tables) -> str | None:
+    """The search space of a run set (`analysis.load.RunTables`): the first its trials, epochs, selections or
+    samples name, else the first its specs name; None where nothing says."""
+    for frame in (tables.trials, tables.epochs, tables.selections, tables.samples):
+        found = run_value(frame, "space")
+        if found is not None:
+            return found
+    return next((str(spec["space"]) for spec in tables.specs.values() if isinstance(spec, dict) and spec.get("space")),
+                None)
+
+
+def benchmark_class_of(space: str | None):
+    """The ground-truth benchmark class of a space (`SearchSpace.benchmark_name` in
+    search_spaces.benchmarks.registry), or None for an unknown space or one without a benchmark."""
+    from search_spaces.benchmarks.registry import benchmark_class
+
+    sp = _known_space(space)
+    name = sp.benchmark_name if sp is not None else None
+    return benchmark_class(name) if name else None
+
+
+def test_column(df: pd.DataFrame, dataset: str | None, space: str | None = None) -> str | None:
+    """The ground-truth column a plot of a run shows for its search on `dataset`, if the frame has values in it.
+
+    The run's benchmark decides (`Benchmark.test_column(dataset)`, e.g. the NB301 sample's is its CIFAR-10
+    validation accuracy); where the frame lacks that column, the other record keys of the benchmark's report
+    column that holds it, in the benchmark's order (`ReportColumn.bench`). A space without a benchmark (or an
+    unknown one) gets the generic rule of `Benchmark.test_column`.
     """
-    token = dataset_token(dataset)
-    for name in (f"{BENCH_PREFIX}{token}_test", f"{BENCH_PREFIX}{token}_valid_test"):
-        if name in df.columns and df[name].notna().any():
+    from search_spaces.benchmarks.base import Benchmark
+
+    cls = benchmark_class_of(space) or Benchmark
+    try:
+        wanted = cls.test_column(str(dataset) if dataset is not None else "")
+    except ValueError:  # the rule needs the data set, and it is unknown
+        return None
+    candidates = [wanted]
+    for col in cls.report_columns:
+        if wanted in col.bench:
+            candidates += [b for b in col.bench if b not in candidates]
+    for name in candidates:
+        if name in df.columns and pd.api.types.is_numeric_dtype(df[name]) and df[name].notna().any():
             return name
     return None
 
 
-@lru_cache(maxsize=4)
-def _open_cached(space: str, path: str, mtime: float):
-    from search_spaces.benchmarks.registry import open_benchmark
-    from search_spaces.space import get_space
+def column_title(space: str | None, column: str) -> str:
+    """How the run's benchmark names a ground-truth column in its results table ('<group> <split>' of the
+    `report_columns` entry holding it, e.g. 'NAS-Bench-301 valid'), else the column's own name."""
+    cls = benchmark_class_of(space)
+    for col in cls.report_columns if cls is not None else ():
+        if column in col.bench:
+            return f"{col.group} {col.split}"
+    return column
 
-    name = get_space(space).benchmark_name
-    if name is None:
-        raise ValueError(f"search space {space!r} has no ground-truth benchmark to open {path} with")
+
+@lru_cache(maxsize=4)
+def _open_cached(name: str, path: str, mtime: float):
+    from search_spaces.benchmarks.registry import open_benchmark
+
     return open_benchmark(name, path)
 
 
-def open_benchmark_table(path: str | Path, space: str = DEFAULT_SPACE):
-    """The ground-truth table of a search space (search_spaces.benchmarks), cached per file and mtime; a
-    packaged table's name (`nb201`) stands for its file."""
+def _packaged_benchmark(path: Path) -> str | None:
+    """The benchmark whose packaged table `path` is, if any."""
+    from search_spaces.benchmarks.registry import BUILTIN_TABLES, builtin_table
+
+    for name in BUILTIN_TABLES:
+        table = builtin_table(name)
+        if table is not None and table.is_file() and table.resolve() == path.resolve():
+            return name
+    return None
+
+
+def open_benchmark_table(path: str | Path, space: str | None = None):
+    """The ground-truth table of a search space (its `benchmark_name`, search_spaces.benchmarks), cached per file
+    and mtime; a packaged table's name (`nb201`) stands for its file. Without a known space, only a packaged
+    table (by name or path) says which benchmark reads it."""
     from search_spaces.benchmarks.registry import is_builtin_reference, table_path
 
-    path = table_path(str(path)) if is_builtin_reference(path) else Path(path).expanduser()
+    named = str(path) if is_builtin_reference(path) else None
+    path = table_path(named) if named else Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"benchmark table not found: {path}")
-    return _open_cached(str(space), str(path.resolve()), path.stat().st_mtime)
+    sp = _known_space(space)
+    if sp is not None:
+        name = sp.benchmark_name
+        if name is None:
+            raise ValueError(f"search space {space!r} has no ground-truth benchmark to open {path} with")
+    else:
+        name = named or _packaged_benchmark(path)
+        if name is None:
+            raise ValueError(f"which benchmark reads {path} is unknown: the run's rows and spec name no known search "
+                             "space (the space's `benchmark_name` decides)")
+    return _open_cached(name, str(path.resolve()), path.stat().st_mtime)
 
 
 def attach_ground_truth(df: pd.DataFrame, bench, arch_column: str = "arch", epochs: int | None = None) -> pd.DataFrame:

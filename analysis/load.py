@@ -1,6 +1,6 @@
 """Load one or more sweep run directories into pandas: `load(run_dir_or_glob, *more, filters=None)`.
 
-A run directory holds `spec.yaml` and the Parquet tables the sweep writes (`analysis.store` layout:
+A run directory holds `spec.yaml` and the Parquet tables the sweep writes (`trainables.runs.store` layout:
 `<run_dir>/<table>/trial_id=<id>/*.parquet`). Tables are read through pyarrow datasets (union schema over all
 files, filters pushed down, hidden/temporary files skipped, the `trial_id` partition key restored as a string
 column). Several run directories, or a glob, load as one set with a `run` column; a
@@ -23,7 +23,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import yaml
 
-from analysis.fsfolder import Folder, is_uri, location
+from trainables.runs.fsfolder import Folder, is_uri, location
 
 TABLES: tuple[str, ...] = ("epochs", "trials", "samples", "selections")
 SPEC_FILE = "spec.yaml"

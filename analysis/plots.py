@@ -1,11 +1,22 @@
 """Plots of a sweep (matplotlib, Agg backend, PNG). Each function returns a `Plot`: the files written, or why
-it was skipped (its data is absent), so the report can say so instead of failing.
+it was skipped (its data is absent), so the report can say so instead of failing; `Plot.data` holds the
+numbers each file shows (per file name), so a caller or test can read what was drawn.
 
-- op_probabilities: per method, one heatmap per edge (epochs x ops), mean over seeds;
-- accuracy_vs_epoch: ground-truth test accuracy of the most likely architecture per epoch, mean ± std band;
+- op_probabilities: per method (and varying hyper-parameters), one figure whatever the space: per group of the
+  space's `arch_shapes` (NB201 one group of 6 edges x 5 ops, DARTS normal + reduce of 14 x 8, NB-1shot1 its op
+  and input groups) one row of three panels: a heatmap of the final probabilities (rows x options, the
+  space's `row_names` and `option_names`), each option's mean probability over the group's rows per epoch,
+  and each row's most likely option per epoch (colour = option, shared with the middle panel's legend);
+  mean over seeds;
+- accuracy_vs_epoch: ground-truth accuracy of the most likely architecture per epoch, mean ± std band;
 - posterior_std: BaLeNAS' mean posterior standard deviation per epoch (`posterior_std_mean`);
 - proxy_vs_accuracy: proxy score against true accuracy of the sampled architectures, Spearman in the titles;
 - search_cost: wall time per search epoch per method.
+
+Which ground-truth column the accuracy and proxy plots show is the run's benchmark's rule
+(`analysis.frames.test_column`: `Benchmark.test_column` of the space's `benchmark_name`, e.g. the NB301
+sample's CIFAR-10 validation accuracy for a DARTS sweep); one figure per (space, searched data set) of the rows.
+The run's space and data set come from the rows, else the trials table, else the spec.
 """
 
 from __future__ import annotations
@@ -22,44 +33,56 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
 from analysis.frames import (  # noqa: E402
+    _known_space,
     attach_ground_truth,
+    column_title,
     config_labels,
-    dataset_token,
+    fill_run_columns,
     op_probabilities,
     open_benchmark_table,
+    run_value,
+    tables_space,
     test_column,
 )
 from analysis.load import RunTables  # noqa: E402
-from search_spaces.space import DEFAULT_SPACE  # noqa: E402
 
 DPI = 120
-#: heatmaps of at most this many epochs get the probability printed in every cell
-ANNOTATE_MAX_EPOCHS = 10
+#: final-probability heatmaps of at most this many cells get the probability printed in every cell
+ANNOTATE_MAX_CELLS = 160
 #: columns of `samples` that are never proxy scores
 SAMPLE_RESERVED = {"run", "trial_id", "trial_label", "method", "seed", "sample", "sample_idx", "arch", "epoch",
                    "dataset", "space", "status", "epochs_done"}
-DATASET_TITLES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "imagenet16_120": "ImageNet16-120"}
 
 
 @dataclass
 class Plot:
-    """What one plot function did: `paths` written (may be several, e.g. one per method) or `skipped` why."""
+    """What one plot function did: `paths` written (may be several, e.g. one per method) or `skipped` why;
+    `data`: file name -> the numbers that file shows (a DataFrame)."""
 
     name: str
     title: str
     paths: list[Path] = field(default_factory=list)
     skipped: str | None = None
     notes: list[str] = field(default_factory=list)
+    data: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
 def method_colors(methods: Sequence[str]) -> dict[str, tuple]:
     """A fixed colour per method (sorted names -> tab10), the same in every plot of a report."""
     cmap = plt.get_cmap("tab10")
     return {m: cmap(i % 10) for i, m in enumerate(sorted(set(map(str, methods))))}
+
+
+def option_colors(names: Sequence[str]) -> dict[str, tuple]:
+    """A colour per option name, in the given order (tab10, tab20 beyond ten names)."""
+    names = list(dict.fromkeys(map(str, names)))
+    cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
+    return {n: cmap(i % cmap.N) for i, n in enumerate(names)}
 
 
 def _save(fig, path: Path, tight: bool = True) -> Path:
@@ -69,14 +92,15 @@ def _save(fig, path: Path, tight: bool = True) -> Path:
     return path
 
 
-def _dataset_title(dataset) -> str:
-    return DATASET_TITLES.get(dataset_token(dataset), str(dataset))
+def _with_run_columns(frame: pd.DataFrame, tables: RunTables) -> pd.DataFrame:
+    """`frame` with `space` and `dataset` from its rows, else the trials table, else the spec."""
+    return fill_run_columns(frame, tables.trials, tables.specs)
 
 
 def finished_epochs(tables: RunTables) -> tuple[pd.DataFrame, list[str]]:
     """The epochs of trials that finished (status TERMINATED; all epochs where the trials table has no status),
     with a `config` column (method plus the hyper-parameters that vary), and a note on what was left out."""
-    ep, trials = tables.epochs, tables.trials
+    ep, trials = _with_run_columns(tables.epochs, tables), tables.trials
     if "run" not in ep.columns:
         ep = ep.assign(run="")
     notes = []
@@ -97,18 +121,153 @@ def _epoch_axis(ax) -> None:
     ax.grid(alpha=0.3)
 
 
-def _band(ax, frame: pd.DataFrame, x: str, y: str, color, label: str) -> None:
-    """mean ± std over seeds (rows sharing x) as a line and a shaded band."""
+def _band(ax, frame: pd.DataFrame, x: str, y: str, color, label: str) -> pd.DataFrame:
+    """mean ± std over seeds (rows sharing x) as a line and a shaded band; returns the statistics drawn."""
     stats = frame.groupby(x)[y].agg(["mean", "std", "count"]).sort_index()
     xs, mean, std = stats.index.to_numpy(float), stats["mean"].to_numpy(), stats["std"].fillna(0).to_numpy()
     n = int(frame["trial_id"].nunique()) if "trial_id" in frame.columns else int(stats["count"].max())
     ax.plot(xs, mean, color=color, label=f"{label} (n={n})", lw=1.6, marker="o" if len(xs) <= 12 else None, ms=3)
     ax.fill_between(xs, mean - std, mean + std, color=color, alpha=0.2, lw=0)
+    return stats.reset_index()
+
+
+def _space_dataset_keys(frame: pd.DataFrame) -> list[tuple[str | None, str | None]]:
+    """The (space, searched data set) pairs of a frame's rows, in order; (None, None) where it says neither."""
+    cols = [c for c in ("space", "dataset") if c in frame.columns]
+    if not cols or frame.empty:
+        return [(None, None)]
+    pairs = frame[cols].astype("object").where(frame[cols].notna(), None).drop_duplicates()
+    return [(rec.get("space"), rec.get("dataset")) for rec in pairs.to_dict("records")]
+
+
+def _rows_of(frame: pd.DataFrame, space, dataset) -> pd.DataFrame:
+    keep = pd.Series(True, index=frame.index)
+    for col, value in (("space", space), ("dataset", dataset)):
+        if col in frame.columns:
+            keep &= frame[col].isna() if value is None else frame[col].eq(value)
+    return frame[keep]
+
+
+def _where(space, dataset, several_spaces: bool) -> str:
+    """' (searched on cifar10)', with the space where a report holds several."""
+    parts = ([f"space {space}"] if several_spaces and space is not None else []) + (
+        [f"searched on {dataset}"] if dataset is not None else [])
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def _slug(text: str) -> str:
+    """A file-name-safe form of a label: runs of other characters become one '_' ('a (x=0.1)' -> 'a_x_0_1')."""
+    return re.sub(r"[^A-Za-z0-9-]+", "_", str(text)).strip("_") or "x"
 
 
 # ---- op probabilities --------------------------------------------------------------------------------------
+@dataclass
+class GroupProbabilities:
+    """One group's probabilities of one configuration, mean over its trials: `per_epoch[e, r, o]` at
+    `epochs[e]`, `final[r, o]` (each trial's last epoch), with the row and option labels."""
+
+    group: str
+    rows: list[str]
+    options: list[str]
+    epochs: np.ndarray
+    per_epoch: np.ndarray
+    final: np.ndarray
+    final_epoch: int
+
+
+def group_probabilities(long: pd.DataFrame, space: str | None = None) -> list[GroupProbabilities]:
+    """The groups of an `op_probabilities` frame (one configuration), in the space's `arch_shapes` order where
+    the space is known, else in order of appearance; mean over trials."""
+    if long.empty:
+        return []
+    sp = _known_space(space)
+    present = list(dict.fromkeys(long["group"]))
+    order = [g for g in (sp.arch_shapes if sp is not None else ()) if g in present]
+    order += [g for g in present if g not in order]
+    trial = ["run", "trial_id"] if "run" in long.columns else ["trial_id"]
+    out = []
+    for group in order:
+        part = long[long["group"] == group]
+        n_rows, n_opts = int(part["row"].max()) + 1, int(part["option"].max()) + 1
+        rows = part.drop_duplicates("row").set_index("row")["row_label"].reindex(range(n_rows))
+        opts = part.drop_duplicates("option").set_index("option")["op"].reindex(range(n_opts))
+        epochs = np.sort(part["epoch"].unique())
+        mean = part.groupby(["epoch", "row", "option"])["prob"].mean()
+        full = pd.MultiIndex.from_product([epochs, range(n_rows), range(n_opts)], names=["epoch", "row", "option"])
+        per_epoch = mean.reindex(full).to_numpy(float).reshape(len(epochs), n_rows, n_opts)
+        last = part[part["epoch"] == part.groupby(trial, dropna=False)["epoch"].transform("max")]
+        final = last.groupby(["row", "option"])["prob"].mean().reindex(
+            pd.MultiIndex.from_product([range(n_rows), range(n_opts)])).to_numpy(float).reshape(n_rows, n_opts)
+        out.append(GroupProbabilities(
+            group, [str(r) if pd.notna(r) else f"{group}[{i}]" for i, r in enumerate(rows)],
+            [str(o) if pd.notna(o) else f"op{i}" for i, o in enumerate(opts)], epochs, per_epoch, final,
+            int(last["epoch"].max())))
+    return out
+
+
+def op_probability_figure(groups: Sequence[GroupProbabilities], title: str):
+    """The figure of `op_probability_heatmaps` for one configuration: one row of panels per group (final
+    probabilities | mean probability of each option over the rows, per epoch | most likely option of each row,
+    per epoch), a colour bar per heatmap and one legend per group for the option colours."""
+    colors = option_colors([o for g in groups for o in g.options])
+    max_opts = max(len(g.options) for g in groups)
+    heights = [max(0.3 * len(g.rows) + 1.5, 2.1) for g in groups]
+    width_a = 0.5 * max_opts + 1.6
+    fig = plt.figure(figsize=(width_a + 10.5, sum(heights) + 0.8), layout="constrained")
+    fig.get_layout_engine().set(h_pad=0.08, hspace=0.06, wspace=0.04)
+    grid = fig.add_gridspec(len(groups), 3, width_ratios=[width_a, 4.4, 6.1], height_ratios=heights)
+    for i, g in enumerate(groups):
+        ax_final, ax_mass, ax_top = (fig.add_subplot(grid[i, j]) for j in range(3))
+        n_rows, n_opts = g.final.shape
+        image = ax_final.imshow(g.final, aspect="auto", vmin=0.0, vmax=1.0, cmap="viridis",
+                                interpolation="nearest")
+        if n_rows * n_opts <= ANNOTATE_MAX_CELLS:  # colours alone hide small gaps: print the values
+            size = 7 if n_rows * n_opts <= 60 else 6
+            for (r, o), value in np.ndenumerate(g.final):
+                if np.isfinite(value):
+                    ax_final.text(o, r, f"{value:.2f}", ha="center", va="center", fontsize=size,
+                                  color="black" if value > 0.6 else "white")
+        ax_final.set_xticks(range(n_opts))
+        ax_final.set_xticklabels(g.options, rotation=40, ha="right", rotation_mode="anchor", fontsize=8)
+        ax_final.set_yticks(range(n_rows))
+        ax_final.set_yticklabels(g.rows, fontsize=8)
+        ax_final.set_title(f"{g.group}: final probabilities (epoch {g.final_epoch})", fontsize=9)
+        fig.colorbar(image, ax=ax_final, fraction=0.08, pad=0.02)
+
+        mass = np.nanmean(g.per_epoch, axis=1)  # epochs x options: each option's mean over the rows
+        for o, name in enumerate(g.options):
+            ax_mass.plot(g.epochs, mass[:, o], color=colors[name], lw=1.5)
+        top = np.nanmax(mass) if np.isfinite(mass).any() else 1.0
+        ax_mass.set_ylim(0, min(1.0, max(0.05, 1.12 * top)))
+        _epoch_axis(ax_mass)
+        if n_rows > 1:
+            ax_mass.set_ylabel("mean probability", fontsize=8)
+            ax_mass.set_title(f"{g.group}: mean probability of each option over its {n_rows} rows", fontsize=9)
+        else:
+            ax_mass.set_ylabel("probability", fontsize=8)
+            ax_mass.set_title(f"{g.group}: probability of each option", fontsize=9)
+
+        valid = np.isfinite(g.per_epoch).any(axis=2)
+        best = np.where(valid, np.nanargmax(np.where(np.isfinite(g.per_epoch), g.per_epoch, -1.0), axis=2), -1)
+        palette = np.array([colors[name][:3] for name in g.options] + [(1.0, 1.0, 1.0)])
+        step = np.diff(g.epochs).min() if len(g.epochs) > 1 else 1
+        ax_top.imshow(palette[best.T], aspect="auto", interpolation="nearest",
+                      extent=(g.epochs[0] - step / 2, g.epochs[-1] + step / 2, n_rows - 0.5, -0.5))
+        ax_top.set_yticks(range(n_rows))
+        ax_top.set_yticklabels(g.rows, fontsize=8)
+        ax_top.set_xlabel("search epoch")
+        ax_top.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax_top.set_title(f"{g.group}: most likely option of each row per epoch", fontsize=9)
+        handles = [Line2D([], [], color=colors[name], lw=6, label=name) for name in g.options]
+        ax_top.legend(handles=handles, fontsize=8, title="option", title_fontsize=8, loc="upper left",
+                      bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False)
+    fig.suptitle(title, fontsize=11)
+    return fig
+
+
 def op_probability_heatmaps(tables: RunTables, out_dir: Path) -> Plot:
-    plot = Plot("op_probs", "Operation probabilities per edge over the search (mean over seeds)")
+    plot = Plot("op_probs", "Architecture probabilities: final values and their course over the search "
+                            "(mean over seeds)")
     ep, plot.notes = finished_epochs(tables)
     long = op_probabilities(ep)
     if long.empty:
@@ -117,57 +276,22 @@ def op_probability_heatmaps(tables: RunTables, out_dir: Path) -> Plot:
     configs = ep.drop_duplicates(["run", "trial_id"]).set_index(["run", "trial_id"])["config"]
     long["config"] = configs.reindex(pd.MultiIndex.from_frame(long[["run", "trial_id"]])).to_numpy()
     for config, part in long.groupby("config", sort=True):
-        mean = part.groupby(["group", "row", "row_label", "option", "op", "epoch"])["prob"].mean()
-        n_seeds = part["trial_id"].nunique()
-        panels = sorted(part.groupby(["group", "row", "row_label"]).groups)
-        ncols = min(3, len(panels))
-        nrows = math.ceil(len(panels) / ncols)
-        epochs = np.sort(part["epoch"].unique())
-        # a fixed layout: constrained/tight layout of many image panels is slow on a busy CPU
-        height = 2.5 * nrows + 1.55  # inches: 0.7 title, 0.85 tick labels below the last row
-        fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols + 1.2, height), squeeze=False, sharey=True)
-        fig.subplots_adjust(left=0.07, right=0.86, top=1 - 0.7 / height, bottom=0.85 / height, wspace=0.08,
-                            hspace=0.62)
-        image = None
-        for ax, (group, row, row_label) in zip(axes.flat, panels):
-            sub = mean.loc[(group, row, row_label)]
-            ops = list(dict.fromkeys(sub.index.get_level_values("op")))
-            grid = sub.unstack("epoch").reindex(columns=epochs).to_numpy().T  # epochs x options
-            image = ax.imshow(grid, aspect="auto", vmin=0.0, vmax=1.0, cmap="viridis", interpolation="nearest",
-                              extent=(-0.5, len(ops) - 0.5, epochs[-1] + 0.5, epochs[0] - 0.5))
-            if len(epochs) <= ANNOTATE_MAX_EPOCHS:  # few rows: print the values, colours alone hide small gaps
-                for (i, j), value in np.ndenumerate(grid):
-                    if np.isfinite(value):
-                        ax.text(j, epochs[i], f"{value:.2f}", ha="center", va="center", fontsize=7,
-                                color="black" if value > 0.6 else "white")
-            ax.set_xticks(range(len(ops)))
-            ax.set_xticklabels(ops, rotation=45, ha="right", fontsize=8)
-            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-            ax.set_title(f"edge {row_label}" if group == "edges" else f"{group} {row_label}", fontsize=9)
-        for ax in axes[:, 0]:
-            ax.set_ylabel("search epoch")
-        for ax in list(axes.flat)[len(panels):]:
-            ax.set_visible(False)
-        fig.colorbar(image, cax=fig.add_axes((0.89, 0.2, 0.018, 0.6)), label="operation probability")
-        edges = "; edge i←j: node j feeds node i" if any(g == "edges" for g, _, _ in panels) else ""
-        fig.suptitle(f"{config}: operation probabilities per edge (mean over {n_seeds} trial(s)){edges}",
-                     fontsize=10)
-        plot.paths.append(_save(fig, out_dir / f"op_probs_{_slug(config)}.png", tight=False))
+        groups = group_probabilities(part, run_value(part, "space"))
+        n_trials = len(part[["run", "trial_id"]].drop_duplicates())
+        fig = op_probability_figure(groups, f"{config}: architecture probabilities (mean over {n_trials} trial(s), "
+                                            f"{len(groups[0].epochs)} epochs)")
+        path = _save(fig, out_dir / f"op_probs_{_slug(config)}.png", tight=False)  # the layout engine fits it
+        plot.paths.append(path)
+        plot.data[path.name] = pd.concat(
+            [pd.DataFrame(g.final, index=pd.Index(g.rows, name="row"), columns=g.options).stack().rename("prob")
+             .reset_index().rename(columns={"level_1": "option"}).assign(group=g.group) for g in groups],
+            ignore_index=True)
     return plot
-
-
-def where_note(dataset) -> str:
-    return f" (searched on {_dataset_title(dataset)})" if dataset is not None else ""
-
-
-def _slug(text: str) -> str:
-    """A file-name-safe form of a label: runs of other characters become one '_' ('a (x=0.1)' -> 'a_x_0_1')."""
-    return re.sub(r"[^A-Za-z0-9-]+", "_", str(text)).strip("_") or "x"
 
 
 # ---- accuracy of the most likely architecture ----------------------------------------------------------------
 def accuracy_vs_epoch(tables: RunTables, out_dir: Path) -> Plot:
-    plot = Plot("accuracy", "Ground-truth test accuracy of the most likely architecture per epoch")
+    plot = Plot("accuracy", "Ground-truth accuracy of the most likely architecture per epoch")
     ep, plot.notes = finished_epochs(tables)
     if ep.empty or "epoch" not in ep.columns:
         plot.skipped = "no epochs table"
@@ -175,24 +299,31 @@ def accuracy_vs_epoch(tables: RunTables, out_dir: Path) -> Plot:
     if "dataset" not in ep.columns:
         plot.skipped = "the epochs table has no dataset column (which test accuracy to show is unknown)"
         return plot
-    datasets = list(ep["dataset"].dropna().unique())
-    panels = [(d, test_column(ep[ep["dataset"] == d], d)) for d in datasets]
-    panels = [(d, c) for d, c in panels if c]
+    keys = _space_dataset_keys(ep)
+    several = len({s for s, _ in keys}) > 1
+    panels = [(s, d, test_column(_rows_of(ep, s, d), d, s)) for s, d in keys]
+    panels = [(s, d, c) for s, d, c in panels if c]
     if not panels:
-        plot.skipped = "no ground-truth test accuracy (bench_<dataset>_test) in the epochs table"
+        plot.skipped = ("no ground-truth accuracy (the bench_* column the run's benchmark names) in the epochs "
+                        "table")
         return plot
     colors = method_colors(ep["config"].dropna())
     fig, axes = plt.subplots(1, len(panels), figsize=(7.5 * len(panels), 3.8), squeeze=False, constrained_layout=True)
-    for ax, (dataset, col) in zip(axes[0], panels):
-        part = ep[(ep["dataset"] == dataset) & ep[col].notna()]
+    data = []
+    for ax, (space, dataset, col) in zip(axes[0], panels):
+        part = _rows_of(ep, space, dataset)
+        part = part[part[col].notna()]
         for config, sub in part.groupby("config", sort=True):
-            _band(ax, sub, "epoch", col, colors[config], str(config))
+            stats = _band(ax, sub, "epoch", col, colors[config], str(config))
+            data.append(stats.assign(config=config, space=space, dataset=dataset, column=col))
         _epoch_axis(ax)
-        ax.set_ylabel(f"test accuracy (%) [{col}]")
-        ax.set_title(f"searched on {_dataset_title(dataset)}", fontsize=10)
+        ax.set_ylabel(f"{column_title(space, col)} accuracy (%)\n[{col}]")
+        ax.set_title(_where(space, dataset, several).strip(" ()") or "ground truth", fontsize=10)
         ax.legend(fontsize=8, title="method (trials)", title_fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.suptitle("Ground-truth accuracy of the most likely architecture (mean ± std over seeds)", fontsize=11)
-    plot.paths.append(_save(fig, out_dir / "accuracy_vs_epoch.png"))
+    path = _save(fig, out_dir / "accuracy_vs_epoch.png")
+    plot.paths.append(path)
+    plot.data[path.name] = pd.concat(data, ignore_index=True)
     return plot
 
 
@@ -224,41 +355,34 @@ def proxy_columns(samples: pd.DataFrame) -> list[str]:
             and not str(c).endswith("_error") and pd.api.types.is_numeric_dtype(samples[c])]
 
 
-def _samples_with_dataset(tables: RunTables) -> pd.DataFrame:
-    samples = tables.samples
-    if "dataset" in samples.columns or tables.trials.empty or "dataset" not in tables.trials.columns:
-        return samples
-    keys = [k for k in ("run", "trial_id") if k in samples.columns and k in tables.trials.columns]
-    return samples.merge(tables.trials[keys + ["dataset"]].drop_duplicates(keys), on=keys, how="left")
-
-
 def proxy_vs_accuracy(tables: RunTables, out_dir: Path) -> Plot:
     plot = Plot("proxies", "Training-free proxy score against ground-truth accuracy of sampled architectures")
-    samples = _samples_with_dataset(tables)
+    samples = _with_run_columns(tables.samples, tables)
     if samples.empty:
         plot.skipped = "no samples table (the sweep ran no proxy stage)"
         return plot
     proxies = proxy_columns(samples)
-    datasets = list(samples["dataset"].dropna().unique()) if "dataset" in samples.columns else []
-    if not datasets:  # no data set known: use any test column
-        datasets = [None]
-    truth = {d: (test_column(samples if d is None else samples[samples["dataset"] == d], d or "cifar10")) for d in
-             datasets}
+    keys = _space_dataset_keys(samples)
+    several = len({s for s, _ in keys}) > 1
+    truth = {(s, d): test_column(_rows_of(samples, s, d), d, s) for s, d in keys}
     if not proxies:
         plot.skipped = "the samples table has no proxy score columns"
         return plot
     if not any(truth.values()):
-        plot.skipped = "the samples table has no ground-truth test accuracy (bench_<dataset>_test)"
+        plot.skipped = ("the samples table has no ground-truth accuracy (the bench_* column the run's benchmark "
+                        "names)")
         return plot
     colors = method_colors(samples["method"].dropna())
-    for dataset, acc_col in truth.items():
+    varying = [i for i in (0, 1) if len({k[i] for k in truth if truth[k]}) > 1]
+    for (space, dataset), acc_col in truth.items():
         if not acc_col:
             continue
-        data = samples if dataset is None else samples[samples["dataset"] == dataset]
+        data = _rows_of(samples, space, dataset)
         ncols = min(3, len(proxies))
         nrows = math.ceil(len(proxies) / ncols)
         fig, axes = plt.subplots(nrows, ncols, figsize=(4.4 * ncols, 3.7 * nrows), squeeze=False,
                                  constrained_layout=True)
+        shown = []
         for ax, proxy in zip(axes.flat, proxies):
             ok = data[proxy].notna() & data[acc_col].notna() & np.isfinite(data[proxy].astype(float))
             if f"{proxy}_error" in data.columns:
@@ -271,6 +395,10 @@ def proxy_vs_accuracy(tables: RunTables, out_dir: Path) -> Plot:
                 ax.set_title(proxy)
                 plot.notes.append(f"{proxy}: fewer than 2 scored architectures")
                 continue
+            shown.append(pd.DataFrame({"proxy": proxy, "method": sub["method"].to_numpy(),
+                                       "arch": sub["arch"].to_numpy() if "arch" in sub.columns else None,
+                                       "score": sub[proxy].astype(float).to_numpy(),
+                                       "accuracy": sub[acc_col].astype(float).to_numpy(), "column": acc_col}))
             rho = spearmanr(sub[proxy].astype(float), sub[acc_col].astype(float)).statistic
             x = sub[proxy].astype(float)
             symlog = x.abs().max() > 0 and (x.abs().max() / max(x.abs()[x != 0].min(), 1e-300)) > 1e4
@@ -280,19 +408,22 @@ def proxy_vs_accuracy(tables: RunTables, out_dir: Path) -> Plot:
             if symlog:
                 ax.set_xscale("symlog")
             ax.set_xlabel(f"{proxy} score" + (" (symlog scale)" if symlog else ""))
-            ax.set_ylabel(f"test accuracy (%) [{acc_col}]")
+            ax.set_ylabel(f"{column_title(space, acc_col)} accuracy (%)\n[{acc_col}]", fontsize=9)
             extra = f", {failed} unscored" if failed else ""
             ax.set_title(f"{proxy}: Spearman ρ = {rho:.3f} (n = {len(sub)}{extra})", fontsize=10)
-            plot.notes.append(f"{proxy}{where_note(dataset)}: Spearman ρ = {rho:.4f} over {len(sub)} architectures"
-                              + (f" ({failed} unscored or without ground truth)" if failed else ""))
+            plot.notes.append(f"{proxy}{_where(space, dataset, several)}: Spearman ρ = {rho:.4f} over {len(sub)} "
+                              f"architectures" + (f" ({failed} unscored or without ground truth)" if failed else ""))
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7, title="method (archs)", title_fontsize=7)
         for ax in list(axes.flat)[len(proxies):]:
             ax.set_visible(False)
-        where = f" (searched on {_dataset_title(dataset)})" if dataset is not None else ""
-        fig.suptitle(f"Proxy score vs. ground-truth accuracy of sampled architectures{where}", fontsize=11)
-        name = "proxy_vs_accuracy.png" if len(truth) == 1 else f"proxy_vs_accuracy_{_slug(dataset)}.png"
-        plot.paths.append(_save(fig, out_dir / name))
+        fig.suptitle(f"Proxy score vs. ground-truth accuracy of sampled architectures"
+                     f"{_where(space, dataset, several)}", fontsize=11)
+        suffix = "_".join(_slug((space, dataset)[i]) for i in varying)
+        path = _save(fig, out_dir / (f"proxy_vs_accuracy_{suffix}.png" if suffix else "proxy_vs_accuracy.png"))
+        plot.paths.append(path)
+        if shown:
+            plot.data[path.name] = pd.concat(shown, ignore_index=True)
     return plot
 
 
@@ -341,19 +472,24 @@ PLOTS = (op_probability_heatmaps, accuracy_vs_epoch, posterior_std, proxy_vs_acc
 def all_plots(tables: RunTables, out_dir: str | Path, benchmark: str | Path | None = None) -> list[Plot]:
     """Every plot of the report, in report order (skipped ones say why).
 
-    With `benchmark` (a ground-truth table file), the ground truth that the epochs (by genotype) and the
-    samples (by arch) lack is looked up there first, e.g. for a sweep whose spec named no benchmark.
+    With `benchmark` (a ground-truth table file, read by the benchmark of the run's space), the ground truth
+    that the epochs (by genotype) and the samples (by arch) lack is looked up there first, e.g. for a sweep
+    whose spec named no benchmark, or for the samples, which the proxy stage writes without ground truth.
     """
     out_dir = Path(out_dir)
+    tables = replace(tables, epochs=_with_run_columns(tables.epochs, tables),
+                     samples=_with_run_columns(tables.samples, tables))
+    notes = []
     if benchmark is not None:
-        space = _first(tables.trials, "space") or _first(tables.epochs, "space") or DEFAULT_SPACE
-        bench = open_benchmark_table(benchmark, space)
-        tables = replace(tables, epochs=attach_ground_truth(tables.epochs, bench, "genotype"),
-                         samples=attach_ground_truth(tables.samples, bench, "arch"))
-    return [fn(tables, out_dir) for fn in PLOTS]
-
-
-def _first(frame: pd.DataFrame, column: str) -> str | None:
-    if column in frame.columns and frame[column].notna().any():
-        return str(frame[column].dropna().iloc[0])
-    return None
+        try:
+            bench = open_benchmark_table(benchmark, tables_space(tables))
+        except ValueError as err:
+            notes.append(f"ground truth not looked up: {err}")
+        else:
+            tables = replace(tables, epochs=attach_ground_truth(tables.epochs, bench, "genotype"),
+                             samples=attach_ground_truth(tables.samples, bench, "arch"))
+    made = [fn(tables, out_dir) for fn in PLOTS]
+    for plot in made:
+        if plot.name in ("accuracy", "proxies"):  # the plots that show ground truth
+            plot.notes += notes
+    return made

@@ -3,6 +3,11 @@ failed trials, library versions and the sweep's spec, plus the PNGs and the tabl
 
 `build_report(tables, out_dir, benchmark=None)` writes everything and returns a `Report`; the command line is
 `python -m analysis report RUN_DIR [RUN_DIR ...] [--out DIR] [--benchmark PATH]` (analysis/__main__.py).
+
+The ground truth belongs to the run's benchmark: the table file is the spec's `benchmark:` (or --benchmark),
+read by the benchmark of the run's space (`SearchSpace.benchmark_name`; the space from the rows, else the
+spec), which also names the table's columns (`report_columns`), what they mean (`report_note`) and the column
+the plots show (`test_column`). The report knows no space, data set or benchmark by name.
 """
 
 from __future__ import annotations
@@ -18,9 +23,8 @@ from analysis import architectures as arch_mod
 from analysis import final as final_mod
 from analysis import plots as plots_mod
 from analysis import tables as tables_mod
-from analysis.frames import open_benchmark_table
+from analysis.frames import open_benchmark_table, tables_space
 from analysis.load import RunTables
-from search_spaces.space import DEFAULT_SPACE
 
 REPORT_FILE = "report.md"
 ERROR_CHARS = 300
@@ -130,9 +134,11 @@ def build_report(tables: RunTables, out_dir: str | Path, benchmark: str | Path |
                   _md_table(failed)]
 
     note = ""
-    if benchmark is not None:
-        space = tables_mod.run_space(tables.trials) if tables.trials is not None else DEFAULT_SPACE
-        note = open_benchmark_table(benchmark, space).report_note  # what the benchmark's columns mean
+    if benchmark is not None:  # what the benchmark's columns mean; its class is the run's space's
+        try:
+            note = open_benchmark_table(benchmark, tables_space(tables)).report_note
+        except ValueError as err:  # no trials and no space in the spec: the columns are the data's own
+            notes.append(str(err))
     lines += ["## Results", "",
               "Mean ± std (sample std, ddof=1) over seeds of the ground-truth accuracy (%) of the chosen "
               f"architecture. {note + ' ' if note else ''}"

@@ -1,10 +1,11 @@
 """Paper-style result tables: per selection rule, method x data set, mean ± std over seeds of the chosen
 architectures' ground-truth accuracies, next to the benchmark optimum and published results.
 
-The columns belong to the space's benchmark (`Benchmark.report_columns`, e.g. NB201's Table 5 of Dong & Yang,
-ICLR 2020: CIFAR-10, CIFAR-100, ImageNet16-120, each valid and test; NB101's valid and test); without a
-benchmark they are the bench_* columns the data hold. Published rows come from the space
-(`SearchSpace.reference_rows`), none where none are published.
+The columns belong to the run's benchmark (`Benchmark.report_columns` of the space's `benchmark_name`, e.g.
+NB201's Table 5 of Dong & Yang, ICLR 2020; NB101's valid and test; the NB301 sample's CIFAR-10 validation
+accuracy); without a benchmark (or without a known space) they are the bench_* columns the data hold. The
+run's space and data set come from its rows (`space`, `dataset`), else from its spec; analysis has no default
+space. Published rows come from the space (`SearchSpace.reference_rows`), none where none are published.
 
 The canonical form is a long frame (one row per table row and column: kind, label, source, group, split,
 metric, n, mean, std) — `paper_rows`; `to_markdown`, `to_latex` and CSV render it. std is the sample standard
@@ -20,45 +21,46 @@ import numpy as np
 import pandas as pd
 
 from analysis.frames import (
+    _known_space,
     attach_ground_truth,
     bench_columns,
     config_key_value,
     config_keys,
     config_label,
+    fill_run_columns,
     hp_columns,
     open_benchmark_table,
+    run_value,
     split_bench_column,
 )
 from analysis.load import RunTables
 from search_spaces.benchmarks.base import ReportColumn
 from search_spaces.benchmarks.published import ROW_COLUMNS, published_rows
-from search_spaces.space import DEFAULT_SPACE, get_space
 
 ARGMAX = "argmax"
 OK_STATUS = "TERMINATED"
 
 
 # ---- the space and its columns ----------------------------------------------------------------------------
-def run_space(frame: pd.DataFrame) -> str:
-    """The search space of a frame's rows (its `space` column), else the registry's default."""
-    if "space" in frame.columns and frame["space"].notna().any():
-        return str(frame["space"].dropna().iloc[0])
-    return DEFAULT_SPACE
+def run_space(frame: pd.DataFrame) -> str | None:
+    """The search space of a frame's rows (its `space` column; `fill_run_columns` fills it from the trials and
+    the spec), or None where the rows do not say."""
+    return run_value(frame, "space")
 
 
 def run_dataset(frame: pd.DataFrame) -> str | None:
     """The searched data set of a frame's rows (its `dataset` column), if any."""
-    if "dataset" in frame.columns and frame["dataset"].notna().any():
-        return str(frame["dataset"].dropna().iloc[0])
-    return None
+    return run_value(frame, "dataset")
 
 
-def report_columns(space: str, data: pd.DataFrame | None = None) -> tuple[ReportColumn, ...]:
+def report_columns(space: str | None, data: pd.DataFrame | None = None) -> tuple[ReportColumn, ...]:
     """The table's columns: the space's benchmark's `report_columns`, unless `data` holds bench_* columns and
-    none of them; then one column per bench_* column of `data` (group = its data set token)."""
+    none of them (or the space is unknown or has no benchmark); then one column per bench_* column of `data`
+    (group = its data set token)."""
     from search_spaces.benchmarks.registry import benchmark_class
 
-    name = get_space(space).benchmark_name
+    sp = _known_space(space)
+    name = sp.benchmark_name if sp is not None else None
     own = benchmark_class(name).report_columns if name else ()
     present = bench_columns(data) if data is not None else []
     if own and (not present or any(b in present for c in own for b in c.bench)):
@@ -91,6 +93,7 @@ def selections_frame(tables: RunTables, benchmark: str | Path | None = None) -> 
         sel = pd.concat([sel, derived], ignore_index=True, sort=False) if len(sel) else derived.reset_index(drop=True)
     if sel.empty:
         return sel, notes
+    sel = fill_run_columns(sel, trials, tables.specs)
     keys = [k for k in ("run", "trial_id") if k in sel.columns and k in trials.columns]
     if keys and len(trials):
         extra = [c for c in ["status", "dataset", "space", *hp_columns(trials)] if c in trials.columns]
@@ -170,11 +173,12 @@ def run_rows(sel: pd.DataFrame, rule: str = ARGMAX, columns: Sequence[ReportColu
 
 
 # ---- reference rows ---------------------------------------------------------------------------------------
-def benchmark_optimum(path: str | Path, space: str = DEFAULT_SPACE, epochs: int | None = None,
+def benchmark_optimum(path: str | Path, space: str | None = None, epochs: int | None = None,
                       columns: Sequence[ReportColumn] | None = None) -> pd.DataFrame:
     """The best accuracy of the whole benchmark table in every column (each column on its own, as the
     NAS-Bench-201 paper's 'optimal' row), at `epochs` (default: the benchmark's default budget), in the long
-    row format (kind 'benchmark')."""
+    row format (kind 'benchmark'). `space` names the benchmark (its `benchmark_name`); without it only a
+    packaged table is known."""
     from search_spaces.benchmarks.base import bench_column
 
     bench = open_benchmark_table(path, space)
@@ -191,14 +195,16 @@ def benchmark_optimum(path: str | Path, space: str = DEFAULT_SPACE, epochs: int 
     return pd.DataFrame(out, columns=ROW_COLUMNS)
 
 
-def reference_rows(space: str, dataset: str | None, columns: Sequence[ReportColumn],
+def reference_rows(space: str | None, dataset: str | None, columns: Sequence[ReportColumn],
                    published: bool | str | Path = True) -> pd.DataFrame:
-    """Published rows: the space's own (`SearchSpace.reference_rows`) with `published=True`, those of a
-    CSV file (search_spaces.benchmarks.published) given as a path, none with False."""
+    """Published rows: the space's own (`SearchSpace.reference_rows`; none for an unknown space) with
+    `published=True`, those of a CSV file (search_spaces.benchmarks.published) given as a path, none with
+    False."""
     if published is False:
         return pd.DataFrame(columns=ROW_COLUMNS)
     if published is True:
-        return get_space(space).reference_rows(dataset or "")
+        sp = _known_space(space)
+        return sp.reference_rows(dataset or "") if sp is not None else pd.DataFrame(columns=ROW_COLUMNS)
     return published_rows(published, columns)
 
 
@@ -356,6 +362,8 @@ def write_paper_tables(tables: RunTables, out_dir: str | Path, benchmark: str | 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     sel, _ = selections_frame(tables, benchmark)
+    if not rules(sel):
+        return {}
     space = run_space(sel)
     columns = report_columns(space, sel)
     reference = [benchmark_optimum(benchmark, space=space, columns=columns)] if benchmark is not None else []

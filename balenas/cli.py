@@ -12,11 +12,11 @@ import sys
 #: subcommand -> ("module:function" taking (argv, prog) and returning an exit status, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "sweep": ("balenas.commands.sweep:main", "run a sweep spec on Ray Tune (results in Parquet)"),
-    "train": ("trainables.train.cli:main", "train chosen architectures from scratch (final training)"),
+    "train": ("balenas.commands.train:main", "train chosen architectures from scratch (final training)"),
     "report": ("balenas.commands.report:main", "write report.md, plots and paper tables for finished sweeps"),
     "proxies": ("balenas.commands.proxies:main", "run the proxy stage (BaLeNAS-TF) on an existing sweep"),
     "score-space": ("balenas.commands.score_space:main", "score every architecture of a space with proxies"),
-    "benchmark": ("search_spaces.benchmarks.__main__:main", "convert a ground-truth source to a table, or query it"),
+    "benchmark": ("balenas.commands.benchmark:main", "convert a ground-truth source to a table, or query it"),
 }
 
 

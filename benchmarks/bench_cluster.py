@@ -3,7 +3,7 @@
 1. `ray job submit` of a tiny sweep (2 trials x 2 epochs + a proxy stage) to a two-node cluster on this host
    (token auth on; one CPU per node) against the same sweep run locally (`platform/sweep.py --num-cpus 2`):
    wall time from the command to its results on disk, cluster start excluded (and reported apart).
-2. The proxy stage's scoring (`trainables.sampling.score_distributed`, one architecture per task) on that
+2. The proxy stage's scoring (`trainables.proxy_stage.driver.score_distributed`, one architecture per task) on that
    cluster with one node against two: parallel efficiency = t(1 node) / (2 x t(2 nodes)).
 
     python benchmarks/bench_cluster.py [--archs 24]
@@ -62,7 +62,7 @@ def score_seconds(c: LocalCluster, archs: int) -> float:
     code = f"""
 import time, torch, ray
 from search_spaces.nb201.encoding import all_architectures
-from trainables.sampling import score_distributed
+from trainables.proxy_stage.driver import score_distributed
 ray.init(address={c.address!r}, log_to_driver=False)
 archs = all_architectures()[:{archs}]
 batch = (torch.randn(16, 3, 32, 32), torch.randint(0, 10, (16,)))

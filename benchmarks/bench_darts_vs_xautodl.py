@@ -36,7 +36,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.bench_methods import random_splits  # noqa: E402
 from benchmarks.timing import print_ratio_rows, rotated_rounds  # noqa: E402
-from trainables.search import SearchRun  # noqa: E402
+from trainables.search.loop import SearchRun  # noqa: E402
 
 XAUTODL = "xautodl DARTS (N=3, 9 cells)"
 # wall time, or this process's CPU time (`--clock cpu`: far less noisy on a shared CPU with one thread)

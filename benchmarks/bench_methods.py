@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python benchmar
 from benchmarks.timing import print_ratio_rows, rotated_rounds  # noqa: E402
 from search_spaces.data.device import DeviceDataset  # noqa: E402
 from trainables.methods import EdgeWeights, available_methods  # noqa: E402
-from trainables.search import SearchRun  # noqa: E402
+from trainables.search.loop import SearchRun  # noqa: E402
 
 
 def random_splits(n: int, num_classes: int = 10, seed: int = 0) -> dict[str, DeviceDataset]:

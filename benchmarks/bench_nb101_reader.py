@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from search_spaces.benchmarks.nb101_graph import spec_hash
-from search_spaces.benchmarks.nb101_records import encode_record
-from search_spaces.benchmarks.nb101_tfrecord import _gcrc, frame
+from search_spaces.nb1shot1.nb101.graph import spec_hash
+from search_spaces.nb1shot1.nb101.records import encode_record
+from search_spaces.nb1shot1.nb101.tfrecord import _gcrc, frame
 
 
 def _cell_pool(n: int, rng: np.random.Generator) -> list[tuple[np.ndarray, list[str]]]:
@@ -77,9 +77,9 @@ def _task(name: str, src: str, out: str, queue) -> None:
 
 
 def _measure(name: str, src: str, out: str) -> dict:
-    from search_spaces.benchmarks.nb101 import NB101Benchmark, convert
-    from search_spaces.benchmarks.nb101_records import decode_record
-    from search_spaces.benchmarks.nb101_tfrecord import iter_records
+    from search_spaces.nb1shot1.nb101.benchmark import NB101Benchmark, convert
+    from search_spaces.nb1shot1.nb101.records import decode_record
+    from search_spaces.nb1shot1.nb101.tfrecord import iter_records
 
     base = _peak_mb()
     start = time.perf_counter()

@@ -36,8 +36,8 @@ def main() -> None:
 
     t0 = time.perf_counter()
     from search_spaces.benchmarks import open_benchmark
-    from search_spaces.benchmarks.nb201 import NB201Benchmark
     from search_spaces.benchmarks.table_io import write_table
+    from search_spaces.nb201.benchmark import NB201Benchmark
     t_import = time.perf_counter() - t0
 
     tmp = None

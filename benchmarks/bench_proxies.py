@@ -49,7 +49,7 @@ def time_proxies(archs, inputs, targets, names, C, N):
 
 def ray_rate(archs, batch, in_flight: int, C: int, N: int, archs_per_task: int) -> float:
     """Architectures per second for NASWOT through score_distributed with `in_flight` tasks at once."""
-    from trainables.sampling import score_distributed
+    from trainables.proxy_stage.driver import score_distributed
 
     start = time.perf_counter()
     score_distributed(archs, batch, ["naswot"], on_rows=lambda rows: None, archs_per_task=archs_per_task,

@@ -46,7 +46,7 @@ def tiny_cifar10(root: Path, n: int = 512) -> Path:
 
 
 def make_spec(data_root: Path, args, name: str, concurrency: int):
-    from trainables.spec import validate_spec
+    from trainables.sweep.spec import validate_spec
 
     return validate_spec({
         "name": name, "space": "nb201", "dataset": "cifar10", "data_root": str(data_root),
@@ -58,7 +58,7 @@ def make_spec(data_root: Path, args, name: str, concurrency: int):
 
 
 def plain(spec) -> float:
-    from trainables.search import SearchRun
+    from trainables.search.loop import SearchRun
 
     start = time.perf_counter()
     for trial in spec.trials():
@@ -69,7 +69,7 @@ def plain(spec) -> float:
 
 
 def tune_sweep(spec, storage: Path) -> float:
-    from trainables.sweep import run_sweep
+    from trainables.sweep.driver import run_sweep
 
     start = time.perf_counter()
     result = run_sweep(spec, storage=storage, verbose=0, proxies=False)

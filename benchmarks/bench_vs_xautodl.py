@@ -31,8 +31,8 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's `benchmarks` package
 from benchmarks.bench_methods import random_splits  # noqa: E402
 from benchmarks.timing import print_ratio_rows, rotated_rounds  # noqa: E402
-from trainables.search import SearchRun  # noqa: E402
-from trainables.search_config import SearchConfig  # noqa: E402
+from trainables.search.config import SearchConfig  # noqa: E402
+from trainables.search.loop import SearchRun  # noqa: E402
 
 
 class XautodlDartsV1:

@@ -15,7 +15,7 @@ had), gpu_check.md at the end and after every section. Sections:
 
 - environment: GPU, driver, torch, CUDA, cuDNN, packages;
 - host_syncs: every method's search step under `torch.cuda.set_sync_debug_mode("error")` (CUDA) or the
-  Python-level probe `trainables.host_sync` (CPU); methods that sync by design say so;
+  Python-level probe `trainables.runs.host_sync` (CPU); methods that sync by design say so;
 - cuda_tests: `pytest -m cuda tests/cuda` (CUDA only);
 - iteration: NB201 supernet search iteration (C=16, N=5, batch 64) of darts-v1, balenas, gdas in eager fp32,
   bf16 autocast, channels_last (+bf16), with each setting's first-step loss next to eager fp32's; the fastest
@@ -58,9 +58,9 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere: the checkout is 
 
 from benchmarks import bench_methods  # noqa: E402
 from search_spaces.data.device import DeviceDataset  # noqa: E402
-from trainables.host_sync import count_host_syncs  # noqa: E402
 from trainables.methods import available_methods, get_method  # noqa: E402
-from trainables.search import SearchRun, resolve_device  # noqa: E402
+from trainables.runs.host_sync import count_host_syncs  # noqa: E402
+from trainables.search.loop import SearchRun, resolve_device  # noqa: E402
 
 PAPER = {"C": 16, "N": 5, "batch": 64}
 TINY = {"C": 2, "N": 1, "batch": 8}
@@ -377,7 +377,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, str]:
 
 def naswot(res: dict[str, Any], device: torch.device, size: dict[str, int], slice_s: float, tiny: bool) -> None:
     from search_spaces.nb201.encoding import all_architectures
-    from trainables.proxy_selection import score_architectures
+    from trainables.proxy_stage.selection import score_architectures
 
     archs = all_architectures()
     g = torch.Generator().manual_seed(0)
@@ -505,8 +505,8 @@ def _packed_tune(n, frac, common, device, timeout_s) -> list[list[dict[str, Any]
     import ray
     from ray import tune
 
-    from trainables.search_config import parse_config
-    from trainables.trainable import SearchTrainable
+    from trainables.search.config import parse_config
+    from trainables.search.trainable import SearchTrainable
 
     class PackedTrainable(SearchTrainable):
         def build_run(self, search_config):
@@ -544,7 +544,7 @@ def _packed_tune(n, frac, common, device, timeout_s) -> list[list[dict[str, Any]
 
 def darts_iteration(res: dict[str, Any], device: torch.device, slice_s: float, tiny: bool) -> None:
     from search_spaces.space import available_spaces, get_space
-    from trainables.search_config import parse_config
+    from trainables.search.config import parse_config
 
     if "darts" not in available_spaces():
         raise Skipped("not available: the DARTS space (search_spaces.darts) is not registered in this checkout")

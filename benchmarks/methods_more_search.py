@@ -17,7 +17,7 @@ import statistics
 import time
 
 from search_spaces.benchmarks import open_benchmark
-from trainables.search import SearchRun
+from trainables.search.loop import SearchRun
 
 ACC_KEYS = ("bench_cifar10_valid_valid", "bench_cifar10_test", "bench_cifar100_test",
             "bench_imagenet16_120_test")

@@ -3,19 +3,12 @@
 The file `ray submit` ships to a cluster's head; the implementation is balenas/commands/sweep.py.
 """
 
-from __future__ import annotations
-
 import sys
 from pathlib import Path
 
-# the checkout this script belongs to wins over an installed copy (`ray job submit --working-dir .`)
-_ROOT = str(Path(__file__).resolve().parents[1])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout wins over an installed copy
 
-from balenas.commands.sweep import main, parse_args  # noqa: E402
-
-__all__ = ["main", "parse_args"]
+from balenas.commands.sweep import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main(prog="platform/sweep.py"))
+    raise SystemExit(main(prog="platform/sweep.py"))

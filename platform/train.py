@@ -1,21 +1,14 @@
 """Train chosen architectures: `python platform/train.py SPEC.yaml [...]` = `balenas train SPEC.yaml [...]`.
 
-The file `ray submit` ships to a cluster's head; the implementation is trainables/train/cli.py.
+The file `ray submit` ships to a cluster's head; the implementation is balenas/commands/train.py.
 """
-
-from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-# the checkout this script belongs to wins over an installed copy (`ray job submit --working-dir .`)
-_ROOT = str(Path(__file__).resolve().parents[1])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout wins over an installed copy
 
-from trainables.train.cli import main, parse_args  # noqa: E402
-
-__all__ = ["main", "parse_args"]
+from balenas.commands.train import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main(prog="platform/train.py"))
+    raise SystemExit(main(prog="platform/train.py"))

@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # only for annotations: a space imports neither pandas nor ma
     from matplotlib.figure import Figure
 
 # name -> ("module:attribute", keyword arguments); imported lazily so that a space's dependencies load only
-# when it is used.
+# when it is used. The key is the space's `name`: `get_space` sets it on the space it builds.
 _SPACES: dict[str, tuple[str, dict]] = {
     "nb201": ("search_spaces.nb201.space:NB201Space", {}),
     "nb1shot1-1": ("search_spaces.nb1shot1.space:NB1Shot1Space", {"number": 1}),
@@ -57,7 +57,7 @@ class SearchSpace(ABC):
     #: other keywords `network` takes (e.g. DARTS' "auxiliary", "imagenet" for final training); none by default.
     network_extras: ClassVar[tuple[str, ...]] = ()
     #: search-config defaults of this space where they differ from the generic ones (keys of
-    #: `trainables.search_config.SearchConfig`, e.g. DARTS' weight decay 3e-4); a config's own keys win.
+    #: `trainables.search.config.SearchConfig`, e.g. DARTS' weight decay 3e-4); a config's own keys win.
     search_defaults: ClassVar[Mapping[str, Any]] = {}
 
     # ----- what every space implements ----------------------------------------------------------------
@@ -147,7 +147,9 @@ def get_space(name: str) -> SearchSpace:
         raise ValueError(f"unknown search space {name!r}; available: {', '.join(available_spaces())}")
     target, kwargs = _SPACES[name]
     module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)(**kwargs)
+    space = getattr(importlib.import_module(module), attr)(**kwargs)
+    space.name = name  # the registry key is the space's name (one spelling, here)
+    return space
 
 
 def register_space(name: str, target: str, **kwargs) -> None:

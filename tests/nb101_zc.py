@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from search_spaces.benchmarks.nb101 import convert
-from search_spaces.benchmarks.nb101_graph import CONV1X1, CONV3X3, MAXPOOL3X3, canonical_spec
-from search_spaces.benchmarks.nb101_records import encode_record
-from search_spaces.benchmarks.nb101_tfrecord import write_records
+from search_spaces.nb1shot1.nb101.benchmark import convert
+from search_spaces.nb1shot1.nb101.graph import CONV1X1, CONV3X3, MAXPOOL3X3, canonical_spec
+from search_spaces.nb1shot1.nb101.records import encode_record
+from search_spaces.nb1shot1.nb101.tfrecord import write_records
 
 NASLIB_OPS = {0: "input", 1: "output", 2: MAXPOOL3X3, 3: CONV1X1, 4: CONV3X3}  # NASLib's all_ops order
 

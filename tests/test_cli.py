@@ -3,8 +3,11 @@ data are missing exits 2 with the clear download error before Ray starts."""
 
 from __future__ import annotations
 
+import ast
 import importlib.util
+import runpy
 import socket
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,7 +23,7 @@ def test_pyproject_declares_the_console_script_and_the_package_data():
     project = tomllib.loads((REPO / "pyproject.toml").read_text())
     assert project["project"]["scripts"]["balenas"] == "balenas.cli:main"
     assert "balenas*" in project["tool"]["setuptools"]["packages"]["find"]["include"]
-    assert "data/*.parquet" in project["tool"]["setuptools"]["package-data"]["search_spaces.benchmarks"]
+    assert "data/*.parquet" in project["tool"]["setuptools"]["package-data"]["search_spaces.nb201"]
     assert any(dep.startswith("filelock") for dep in project["project"]["dependencies"])
 
 
@@ -40,16 +43,45 @@ def test_every_subcommand_has_its_own_help(command, capsys):
     assert f"usage: balenas {command}" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("subcommand, expected", [
+    ("convert", ["nb101", "nb201", "--trust-pickle", "--no-crc", "--check-hashes", "nasbench_full.tfrecord"]),
+    ("query", ["--arch", "--matrix", "--ops", "--table", "nb101"])])
+def test_benchmark_subcommands_have_help_naming_every_benchmark(subcommand, expected, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["benchmark", subcommand, "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert f"usage: balenas benchmark {subcommand}" in out
+    assert all(word in out for word in expected), [word for word in expected if word not in out]
+
+
 @pytest.mark.parametrize("script, module", [("sweep.py", "balenas.commands.sweep"),
                                             ("proxy_stage.py", "balenas.commands.proxies"),
                                             ("score_space.py", "balenas.commands.score_space"),
-                                            ("train.py", "trainables.train.cli")])
-def test_platform_scripts_are_thin_wrappers_of_the_commands(script, module):
-    spec = importlib.util.spec_from_file_location(f"platform_{script[:-3]}", REPO / "platform" / script)
+                                            ("train.py", "balenas.commands.train")])
+def test_platform_scripts_are_one_line_calls_of_the_commands(script, module):
+    path = REPO / "platform" / script
+    spec = importlib.util.spec_from_file_location(f"platform_{script[:-3]}", path)
     loaded = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(loaded)
     assert loaded.main is importlib.import_module(module).main
-    assert len((REPO / "platform" / script).read_text().splitlines()) < 30
+    tree = ast.parse(path.read_text())
+    defs = [node for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))]
+    guard = [node for node in tree.body if isinstance(node, ast.If)]
+    assert not defs and len(guard) == 1 and len(guard[0].body) == 1
+    assert "main(prog=" in ast.unparse(guard[0].body[0])
+
+
+@pytest.mark.parametrize("module, argv, usage", [
+    ("balenas", ["--help"], "usage: balenas"),
+    ("search_spaces.benchmarks", ["convert", "--help"], "usage: python -m search_spaces.benchmarks convert"),
+    ("analysis", ["report", "--help"], "usage: python -m analysis report")])
+def test_python_m_entry_points_are_the_same_commands(module, argv, usage, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", [module, *argv])
+    with pytest.raises(SystemExit) as info:
+        runpy.run_module(module, run_name="__main__", alter_sys=False)
+    assert info.value.code == 0
+    assert usage in capsys.readouterr().out
 
 
 def _spec_file(tmp_path: Path) -> Path:

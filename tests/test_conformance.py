@@ -21,8 +21,8 @@ from search_spaces.data.device import DeviceDataset
 from search_spaces.space import available_spaces, get_space
 from trainables import proxies
 from trainables.methods import available_methods, get_method, make_distribution
-from trainables.proxy_selection import score_architectures
-from trainables.search import SearchRun
+from trainables.proxy_stage.selection import score_architectures
+from trainables.search.loop import SearchRun
 
 SPACES = available_spaces()
 METHODS = available_methods()

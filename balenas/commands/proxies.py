@@ -9,8 +9,9 @@ distribution, scores them, and writes the `samples` and `selections` tables into
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
+
+from balenas.commands._run import connect_ray, start_logging
 
 
 def main(argv: list[str] | None = None, prog: str = "balenas proxies") -> int:
@@ -26,12 +27,12 @@ def main(argv: list[str] | None = None, prog: str = "balenas proxies") -> int:
     parser.add_argument("--no-download", action="store_true", help="never download a missing data set")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    start_logging()
 
-    import ray
     import yaml
 
-    from trainables.sampling import run_proxy_stage
+    from trainables.proxy_stage.driver import run_proxy_stage
+    from trainables.sweep.spec import stored_proxy_stage
 
     run_dir = Path(args.run_dir)
     spec_path = run_dir / "spec.yaml"
@@ -43,10 +44,10 @@ def main(argv: list[str] | None = None, prog: str = "balenas proxies") -> int:
         parser.error(f"{spec_path} does not hold a mapping")
     if args.no_download:
         spec["download"] = False
-    if not ray.is_initialized():
-        ray.init(address=args.address, num_cpus=args.num_cpus if args.address is None else None)
-    selections = run_proxy_stage(run_dir, spec, progress=not args.no_progress, samples=args.samples,
-                                 names=args.names, batch_size=args.batch_size, archs_per_task=args.archs_per_task)
+    stage = stored_proxy_stage(spec, source=str(spec_path), samples=args.samples, names=args.names,
+                               batch_size=args.batch_size, archs_per_task=args.archs_per_task)
+    connect_ray(args)
+    selections = run_proxy_stage(run_dir, stage, progress=not args.no_progress)
     cols = [c for c in selections.columns if c in ("trial_id", "method", "seed", "rule", "arch")
             or c.startswith("bench_") and c.endswith("_test")]
     print(selections[cols].to_string(index=False))

@@ -1,9 +1,44 @@
-"""`balenas report RUN_DIR [...]`: the analysis report (implemented in analysis/__main__.py)."""
+"""`balenas report RUN_DIR [RUN_DIR ...] [--out DIR] [--benchmark PATH]` (also `python -m analysis report ...`).
+
+Writes report.md, the plots and the tables (md/tex/csv) to --out (default: `<first RUN_DIR>/report`) and prints
+the main table (argmax rule) to the terminal.
+"""
 
 from __future__ import annotations
 
+import argparse
+import sys
+from pathlib import Path
+
 
 def main(argv: list[str] | None = None, prog: str = "balenas report") -> int:
-    from analysis.__main__ import main as analysis_main
+    parser = argparse.ArgumentParser(prog=prog, description="Write report.md, plots and paper tables for one or "
+                                                            "more sweep or training run folders.")
+    parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories or globs (quote globs)")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: <first RUN_DIR>/report)")
+    parser.add_argument("--benchmark", default=None,
+                        help="ground-truth table for the optimum row (a file, or `nb201` for the packaged table); "
+                             "default: the spec's `benchmark` where it exists here")
+    parser.add_argument("--no-published", action="store_true", help="leave the published reference rows out")
+    args = parser.parse_args(argv)
 
-    return analysis_main(["report", *(argv or [])], prog=prog.rsplit(" ", 1)[0])
+    from analysis.load import load
+    from analysis.report import build_report
+
+    try:
+        if args.benchmark is not None:
+            from search_spaces.benchmarks.registry import is_builtin_reference, table_path
+
+            args.benchmark = table_path(args.benchmark) if is_builtin_reference(args.benchmark) else args.benchmark
+        tables = load(*args.runs)
+        out = args.out if args.out is not None else next(iter(tables.runs.values())) / "report"
+        result = build_report(tables, out, benchmark=args.benchmark, published=not args.no_published)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(result.main_table or "no result table (no selections and no finished trials)")
+    for note in result.notes:
+        print(f"note: {note}")
+    print(f"report written to {result.path}")
+    return 0
+

@@ -13,7 +13,8 @@ with `ray job submit -- python platform/score_space.py ... --address auto`.
 from __future__ import annotations
 
 import argparse
-import logging
+
+from balenas.commands._run import connect_ray, start_logging
 
 
 def main(argv: list[str] | None = None, prog: str = "balenas score-space") -> int:
@@ -44,16 +45,14 @@ def main(argv: list[str] | None = None, prog: str = "balenas score-space") -> in
                         help="NHWC memory layout for networks and inputs (faster on CPUs and with GPU tensor cores)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-
-    import ray
+    start_logging()
 
     from search_spaces.data.datasets import dataset_spec
     from search_spaces.data.download import DownloadError
     from search_spaces.space import DEFAULT_SPACE, get_space
     from trainables import proxies
     from trainables.proxies.batch import proxy_batch
-    from trainables.score_space import read_arch_list, score_space
+    from trainables.proxy_stage.score_space import read_arch_list, score_space
 
     names = proxies.validate_names(args.names)
     args.space = args.space or DEFAULT_SPACE
@@ -67,8 +66,7 @@ def main(argv: list[str] | None = None, prog: str = "balenas score-space") -> in
                             split=args.data_split, download=not args.no_download)
     except (FileNotFoundError, DownloadError) as err:
         parser.exit(2, f"error: {err}\n")
-    if not ray.is_initialized():
-        ray.init(address=args.address, num_cpus=args.num_cpus if args.address is None else None)
+    connect_ray(args)
     counts = score_space(args.out, batch, names, archs=archs, space=args.space,
                          num_classes=dataset_spec(args.dataset).num_classes, size=size, seed=args.seed,
                          archs_per_task=args.archs_per_task, flush_every=args.flush_every,

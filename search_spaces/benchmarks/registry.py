@@ -1,7 +1,8 @@
 """Which benchmarks exist: name -> "module:Class" (imported only when opened), and the tables shipped with the package.
 
 Adding a benchmark is one line here; the class needs `open(path) -> Benchmark` (see base.Benchmark). A benchmark
-whose compact table ships as package data (`BUILTIN_TABLES`, provenance in `data/README.md`) opens without a
+whose compact table ships as package data of its space (`BUILTIN_TABLES`, provenance in the `data/README.md` beside
+the table) opens without a
 path, and wherever a table path is taken (spec `benchmark:`, search config) the benchmark's name stands for it.
 """
 
@@ -14,23 +15,25 @@ from pathlib import Path
 from search_spaces.benchmarks.base import Benchmark
 
 BENCHMARKS: dict[str, str] = {
-    "nb201": "search_spaces.benchmarks.nb201:NB201Benchmark",
-    "nb101": "search_spaces.benchmarks.nb101:NB101Benchmark",
-    "nb301-zc": "search_spaces.benchmarks.nb301:NB301ZCBenchmark",
+    "nb201": "search_spaces.nb201.benchmark:NB201Benchmark",
+    "nb101": "search_spaces.nb1shot1.nb101.benchmark:NB101Benchmark",
+    "nb301-zc": "search_spaces.darts.nb301:NB301ZCBenchmark",
 }
 
 
 def benchmark_class(name: str) -> type[Benchmark]:
-    """The class registered under `name`; a ValueError lists the registered names."""
+    """The class registered under `name` (its `name` set to that key); a ValueError lists the registered names."""
     if name not in BENCHMARKS:
         raise ValueError(f"unknown benchmark {name!r}; expected one of {', '.join(sorted(BENCHMARKS))}")
-    module, _, cls = BENCHMARKS[name].partition(":")
-    return getattr(importlib.import_module(module), cls)
+    module, _, attr = BENCHMARKS[name].partition(":")
+    cls = getattr(importlib.import_module(module), attr)
+    cls.name = name  # the registry key is the benchmark's name (one spelling, here)
+    return cls
 
 
-#: benchmark name -> its compact table inside this package (search_spaces/benchmarks/data/)
-BUILTIN_TABLES: dict[str, str] = {
-    "nb201": "nb201.parquet",
+#: benchmark name -> (package, file inside it) of its compact table, shipped by the space that owns the benchmark
+BUILTIN_TABLES: dict[str, tuple[str, str]] = {
+    "nb201": ("search_spaces.nb201", "data/nb201.parquet"),
 }
 
 
@@ -38,7 +41,8 @@ def builtin_table(name: str) -> Path | None:
     """The packaged table of benchmark `name`, or None when the package ships none."""
     if name not in BUILTIN_TABLES:
         return None
-    return Path(str(resources.files("search_spaces.benchmarks") / "data" / BUILTIN_TABLES[name]))
+    package, file = BUILTIN_TABLES[name]
+    return Path(str(resources.files(package).joinpath(file)))
 
 
 def is_builtin_reference(value: str | Path | None) -> bool:

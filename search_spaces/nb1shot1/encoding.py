@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from search_spaces.benchmarks.nb101_graph import CONV1X1, CONV3X3, INPUT, MAXPOOL3X3, OUTPUT
+from search_spaces.nb1shot1.nb101.graph import CONV1X1, CONV3X3, INPUT, MAXPOOL3X3, OUTPUT
 
 #: op short name -> NB101 label. Order = the option order of the "ops" group (the reference PRIMITIVES order).
 OPS: tuple[str, ...] = ("maxpool3x3", "conv3x3", "conv1x1")

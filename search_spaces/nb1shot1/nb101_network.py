@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from search_spaces.benchmarks.nb101_graph import CONV1X1, CONV3X3, MAXPOOL3X3, canonical_spec
+from search_spaces.nb1shot1.nb101.graph import CONV1X1, CONV3X3, MAXPOOL3X3, canonical_spec
 
 BN_MOMENTUM = 1 - 0.997  # TF momentum 0.997 in PyTorch's convention
 BN_EPS = 1e-5

@@ -57,7 +57,7 @@ class NB201Space(SearchSpace):
     def reference_rows(self, dataset: str):
         """Published NB201 results (Dong & Yang 2020, DrNAS, ...) over NB201's table columns; each row's
         source says which data set its search ran on (most searched on CIFAR-10)."""
-        from search_spaces.benchmarks.nb201 import NB201Benchmark
         from search_spaces.benchmarks.published import published_rows
+        from search_spaces.nb201.benchmark import NB201Benchmark
 
         return published_rows(PUBLISHED_CSV, NB201Benchmark.report_columns)

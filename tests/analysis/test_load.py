@@ -176,9 +176,9 @@ def test_empty_frames_concat(tmp_path):
 
 
 def test_tables_written_by_the_sweeps_store_load_the_same(run, tmp_path):
-    """The sweep writes through analysis.store (union schema kept in _common_metadata, a lock file, atomic
+    """The sweep writes through trainables.runs.store (union schema kept in _common_metadata, a lock file, atomic
     renames); loading its output gives the same rows as loading our plain files."""
-    from analysis import store
+    from trainables.runs import store
 
     _, frames = run
     out = tmp_path / "via_store"

@@ -1,4 +1,4 @@
-"""The report command end to end: `python -m analysis report RUN_DIR ...` through main(argv)."""
+"""The report command end to end: `balenas report RUN_DIR ...` through main(argv)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import re
 import pytest
 from _frames import make_frames, make_run, write_run
 
-from analysis.__main__ import main
+from balenas.commands.report import main
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def report(run_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        assert main(["report", str(run_dir), "--out", str(out)]) == 0
+        assert main([str(run_dir), "--out", str(out)]) == 0
     return out, printed.getvalue()
 
 
@@ -58,7 +58,7 @@ def test_failed_trials_are_reported_not_crashed_on(report):
 def test_default_out_is_inside_the_first_run_and_plots_skip_with_a_note(tmp_path, capsys):
     frames = make_frames(methods=("darts",), proxies=False, failed=None, seed=9)
     run = write_run(tmp_path / "darts_only", frames)
-    assert main(["report", str(run)]) == 0
+    assert main([str(run)]) == 0
     text = (run / "report" / "report.md").read_text()
     assert "_Skipped: no posterior_std_mean in the epochs table (no BaLeNAS trial)._" in text
     assert "_Skipped: no samples table (the sweep ran no proxy stage)._" in text
@@ -70,7 +70,7 @@ def test_several_runs_and_a_benchmark(run_dir, tmp_path, shared_data, capsys):
     other, _ = make_run(tmp_path / "sweep_b", seed=11, proxies=False)
     out = tmp_path / "both"
     bench = shared_data / "nb201" / "nb201_merged.csv"
-    assert main(["report", str(run_dir), str(other), "--out", str(out), "--benchmark", str(bench)]) == 0
+    assert main([str(run_dir), str(other), "--out", str(out), "--benchmark", str(bench)]) == 0
     printed = capsys.readouterr().out
     assert "| optimum (benchmark table) | 91.61 | 94.37 | – | 73.51 | – | 47.31 |" in printed
     text = (out / "report.md").read_text()
@@ -78,10 +78,10 @@ def test_several_runs_and_a_benchmark(run_dir, tmp_path, shared_data, capsys):
 
 
 def test_bad_arguments_are_one_clear_error(tmp_path, capsys):
-    assert main(["report", str(tmp_path / "missing")]) == 2
+    assert main([str(tmp_path / "missing")]) == 2
     assert "run directory not found" in capsys.readouterr().err
     run = write_run(tmp_path / "r", make_frames(proxies=False, seed=12))
-    assert main(["report", str(run), "--benchmark", str(tmp_path / "nope.csv")]) == 2
+    assert main([str(run), "--benchmark", str(tmp_path / "nope.csv")]) == 2
     assert "benchmark table not found" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        main(["report"])
+        main([])

@@ -8,7 +8,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from analysis import store
+from trainables.runs import store
 
 
 def frame(epochs, **cols) -> pd.DataFrame:

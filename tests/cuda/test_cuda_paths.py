@@ -13,7 +13,7 @@ import torch
 from search_spaces.data.device import DeviceDataset
 from search_spaces.nb201.encoding import all_architectures
 from trainables.methods import available_methods, get_method
-from trainables.search import SearchRun, load_distribution
+from trainables.search.loop import SearchRun, load_distribution
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
@@ -105,7 +105,7 @@ def test_resume_on_cuda(tmp_path):
 
 def test_proxies_on_cuda_match_the_cpu():
     from trainables.proxies import names
-    from trainables.proxy_selection import score_architectures
+    from trainables.proxy_stage.selection import score_architectures
 
     torch.manual_seed(0)
     x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))

@@ -13,7 +13,7 @@ import ray.autoscaler
 import yaml
 from ray.autoscaler._private.util import prepare_config, validate_config
 
-from trainables.spec import load_spec
+from trainables.sweep.spec import load_spec
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER = REPO / "platform" / "cluster.yaml"

@@ -24,8 +24,8 @@ import yaml
 from conftest import make_tiny_cifar10
 from local_cluster import LocalCluster
 
-from trainables.search import run_search
-from trainables.spec import validate_spec
+from trainables.search.loop import run_search
+from trainables.sweep.spec import validate_spec
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

@@ -11,10 +11,11 @@ import pandas as pd
 import pyarrow.fs as pafs
 import pytest
 
-from analysis import load, store
-from analysis.fsfolder import Folder, location
-from trainables.spec import validate_spec
-from trainables.sweep import run_sweep
+from analysis import load
+from trainables.runs import store
+from trainables.runs.fsfolder import Folder, location
+from trainables.sweep.driver import run_sweep
+from trainables.sweep.spec import validate_spec
 
 os.environ["RAY_AUTH_MODE"] = "disabled"
 
@@ -81,7 +82,7 @@ def test_a_sweep_with_uri_and_filesystem_object_storage_resumes_and_loads(local_
 
 
 def test_spec_paths_missing_on_every_node_are_named_before_any_trial(local_ray, tmp_path):
-    from trainables.tuner import check_paths_on_cluster
+    from trainables.runs.tuner import check_paths_on_cluster
 
     check_paths_on_cluster({"data_root": str(tmp_path)})  # exists (this host is the cluster's only node)
     with pytest.raises(FileNotFoundError, match=f"data_root {tmp_path}/nowhere: exists on none of the"):
@@ -89,7 +90,7 @@ def test_spec_paths_missing_on_every_node_are_named_before_any_trial(local_ray, 
 
 
 def test_a_storage_uri_in_a_spec_file_is_kept_as_a_uri(tmp_path, tiny_cifar10):
-    from trainables.spec import load_spec
+    from trainables.sweep.spec import load_spec
 
     path = tmp_path / "s.yaml"
     path.write_text(f"name: x\ndata_root: {tiny_cifar10}\nmethods: {{darts-v1: {{}}}}\nstorage: s3://bucket/runs\n")

@@ -14,9 +14,9 @@ import torch
 
 from search_spaces.data.device import DeviceDataset
 from search_spaces.space import available_spaces, get_space
-from trainables.host_sync import count_host_syncs
 from trainables.methods import available_methods, get_method, make_distribution
-from trainables.search import SearchRun
+from trainables.runs.host_sync import count_host_syncs
+from trainables.search.loop import SearchRun
 
 
 def tiny_splits(n: int = 16, num_classes: int = 10) -> dict[str, DeviceDataset]:

@@ -10,8 +10,8 @@ from nb101_zc import zc_table
 from analysis import load
 from analysis.report import build_report
 from search_spaces.space import get_space
-from trainables.spec import validate_spec
-from trainables.sweep import run_sweep
+from trainables.sweep.driver import run_sweep
+from trainables.sweep.spec import validate_spec
 
 
 @pytest.mark.slow

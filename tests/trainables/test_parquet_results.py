@@ -6,9 +6,10 @@ from types import SimpleNamespace
 
 import pandas as pd
 
-from analysis import store
-from trainables.sweep import summary_table
-from trainables.tune_results import ParquetResults, epoch_row, trial_row
+from trainables.runs import store
+from trainables.runs.results import ParquetResults, epoch_row
+from trainables.search.trainable import trial_row
+from trainables.sweep.driver import summary_table
 
 
 def fake_trial(run_dir, trial_id="abc_00000", status="RUNNING", epochs=4):
@@ -35,7 +36,7 @@ def test_epoch_row_drops_tune_bookkeeping_and_trial_info():
 
 def test_a_retry_replaces_the_rows_after_its_checkpoint_and_a_new_driver_continues(tmp_path):
     (tmp_path / "spec.yaml").write_text("name: x\n")
-    cb, trial = ParquetResults(tmp_path), fake_trial(tmp_path)
+    cb, trial = ParquetResults(tmp_path, trial_row), fake_trial(tmp_path)
     for e in (1, 2, 3):
         cb.on_trial_result(0, [], trial, result(e, 10.0 + e))
     # the attempt failed in epoch 4; the retry restored the checkpoint of epoch 1 and re-runs epoch 2
@@ -43,7 +44,7 @@ def test_a_retry_replaces_the_rows_after_its_checkpoint_and_a_new_driver_continu
     rows = store.read_table(tmp_path, "epochs")
     assert rows["epoch"].tolist() == [1, 2] and rows["train_loss"].tolist() == [11.0, 99.0]
 
-    resumed = ParquetResults(tmp_path)  # a resumed sweep's driver: starts from what is stored
+    resumed = ParquetResults(tmp_path, trial_row)  # a resumed sweep's driver: starts from what is stored
     resumed.on_trial_result(0, [], trial, result(3, 5.0))
     rows = store.read_table(tmp_path, "epochs")
     assert rows["epoch"].tolist() == [1, 2, 3] and rows["train_loss"].tolist() == [11.0, 99.0, 5.0]
@@ -75,8 +76,8 @@ def test_summary_table_lists_each_trial_with_its_benchmark_accuracy():
 def test_trials_request_the_spec_resources_and_tune_expands_exactly_the_spec_trials(tmp_path):
     from ray.tune.search.variant_generator import generate_variants
 
-    from trainables.spec import validate_spec
-    from trainables.sweep import param_space, trial_trainable
+    from trainables.sweep.driver import param_space, trial_trainable
+    from trainables.sweep.spec import validate_spec
 
     spec = validate_spec({"name": "gpu", "data_root": str(tmp_path), "seeds": [0, 1, 2],
                           "methods": {"darts-v1": {}, "balenas": {"arch_lr": [1e-3, 2e-3], "mc_samples": [1, 2]}},

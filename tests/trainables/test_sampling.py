@@ -11,9 +11,9 @@ import torch
 from search_spaces.nb201 import all_architectures, network, to_tuple
 from search_spaces.space import get_space
 from trainables.methods import make_distribution
-from trainables.proxy_config import ProxySettings
-from trainables.proxy_selection import rank_sum, sampling_seed, select
-from trainables.sampling import run_proxy_stage
+from trainables.proxy_stage.config import ProxySettings, ProxyStage
+from trainables.proxy_stage.driver import run_proxy_stage
+from trainables.proxy_stage.selection import rank_sum, sampling_seed, select
 
 NAN = math.nan
 
@@ -53,16 +53,23 @@ def test_rank_combination_prefers_the_consistently_good_architecture():
 ])
 def test_bad_proxy_section_names_the_field(section, message):
     with pytest.raises(ValueError, match=message):
-        ProxySettings.from_spec({"proxies": section})
+        _stage(proxies=section)  # the size keys (typo_key) are checked against the stage's space
 
 
 def test_config_defaults_and_overrides():
-    cfg = ProxySettings.from_spec({"dataset": "cifar10", "proxies": {"names": ["naswot", "synflow"],
-                                                                      "resources": {"gpu": 0.25}}},
-                                  samples=7, names=None)
+    cfg = ProxySettings.checked({"names": ["naswot", "synflow"], "resources": {"gpu": 0.25}}, samples=7, names=None)
     assert (cfg.samples, cfg.names, cfg.resources.gpu) == (7, ["naswot", "synflow"], 0.25)
     assert cfg.size("nb201") == {"C": 16, "N": 5} and cfg.size("nb1shot1-2") == {"C": 128, "N": 3}
     assert cfg.rank_groups == [["naswot", "synflow"]]
+    assert ProxySettings.checked(cfg) is cfg  # a validated section is not validated again
+    assert ProxySettings.checked(cfg, samples=3).samples == 3 and cfg.samples == 7
+    with pytest.raises(ValueError, match=r"proxies\.samples: .*\(got 0\)"):
+        ProxySettings.checked(cfg, samples=0)  # an override is checked
+
+
+def _stage(space: str = "nb201", proxies=None, **overrides) -> ProxyStage:
+    return ProxyStage.build(space=space, dataset="cifar10", data_root=None, download=True, benchmark=None,
+                            proxies=proxies, **overrides)
 
 
 @pytest.mark.parametrize("space, section, message", [
@@ -71,12 +78,17 @@ def test_config_defaults_and_overrides():
 ])
 def test_proxy_size_keys_belong_to_the_space(space, section, message):
     with pytest.raises(ValueError, match=message):
-        ProxySettings.from_spec({"space": space, "proxies": section})
+        _stage(space, section)
+
+
+def test_the_stage_holds_the_network_size_of_its_space():
+    assert _stage("nb201", {"C": 4}).size == {"C": 4, "N": 5}
+    assert _stage("nb1shot1-2").size == {"C": 128, "N": 3} and _stage().proxies.names == ["naswot"]
 
 
 # ----- end to end on a local Ray ------------------------------------------------------------------------------
 def _fake_checkpoint(path, seed: int):
-    """A checkpoint as trainables.search.SearchRun.save writes it (the fields load_distribution reads)."""
+    """A checkpoint as trainables.search.loop.SearchRun.save writes it (the fields load_distribution reads)."""
     space = get_space("nb201")
     dist = make_distribution("balenas", space, {}, num_valid=16, seed=seed)
     with torch.no_grad():  # a learned-looking mean: conv3x3 preferred on every edge, not certain
@@ -98,19 +110,19 @@ def _fake_benchmark(path):
 
 @pytest.mark.slow
 def test_proxy_stage_end_to_end(local_ray, tmp_path, tiny_cifar10):
-    from analysis import store
+    from trainables.runs import store
 
     dists = {f"t{i}": _fake_checkpoint(tmp_path / f"t{i}.pt", seed=i) for i in range(2)}
     truth = _fake_benchmark(tmp_path / "bench.csv")
     trials = pd.DataFrame({"trial_id": ["t0", "t1", "t2"], "method": ["balenas"] * 3, "seed": [0, 1, 2],
                            "status": ["TERMINATED", "TERMINATED", "ERROR"],
                            "checkpoint_path": [str(tmp_path / "t0.pt"), str(tmp_path / "t1.pt"), None]})
-    spec = {"space": "nb201", "dataset": "cifar10", "data_root": str(tiny_cifar10),
-            "benchmark": str(tmp_path / "bench.csv"),
-            "proxies": {"samples": 6, "names": ["params", "flops", "naswot"], "batch_size": 8, "seed": 0,
-                        "archs_per_task": 4, "C": 4, "N": 1, "resources": {"cpu": 1}}}
+    stage = ProxyStage.build(space="nb201", dataset="cifar10", data_root=str(tiny_cifar10), download=True,
+                             benchmark=str(tmp_path / "bench.csv"),
+                             proxies={"samples": 6, "names": ["params", "flops", "naswot"], "batch_size": 8,
+                                      "seed": 0, "archs_per_task": 4, "C": 4, "N": 1, "resources": {"cpu": 1}})
     run_dir = tmp_path / "run"
-    selections = run_proxy_stage(run_dir, spec, trials, progress=False)
+    selections = run_proxy_stage(run_dir, stage, trials, progress=False)
 
     samples = store.read_table(run_dir, "samples")
     assert sorted(store.partitions(run_dir, "samples")) == ["t0", "t1"]  # t2 has no checkpoint
@@ -143,7 +155,7 @@ def test_proxy_stage_command_on_a_run_dir(local_ray, tmp_path, tiny_cifar10, cap
 
     import yaml
 
-    from analysis import store
+    from trainables.runs import store
 
     repo = Path(__file__).resolve().parents[2]
     spec_mod = importlib.util.spec_from_file_location("proxy_stage_cmd", repo / "platform" / "proxy_stage.py")
@@ -172,7 +184,7 @@ def test_sampling_seed_differs_per_trial_seed_and_is_reproducible():
 
 
 def test_channels_last_scoring_matches_nchw():
-    from trainables.proxy_selection import score_architectures
+    from trainables.proxy_stage.selection import score_architectures
 
     torch.manual_seed(0)
     inputs, targets = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
@@ -190,6 +202,5 @@ def test_channels_last_scoring_matches_nchw():
 
 
 def test_channels_last_is_a_proxy_stage_setting():
-    spec = {"proxies": {"names": ["naswot"], "channels_last": True}}
-    assert ProxySettings.from_spec(spec).channels_last is True
-    assert ProxySettings.from_spec({"proxies": {"names": ["naswot"]}}).channels_last is False
+    assert ProxySettings.checked({"names": ["naswot"], "channels_last": True}).channels_last is True
+    assert ProxySettings.checked({"names": ["naswot"]}).channels_last is False

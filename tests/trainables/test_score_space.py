@@ -9,7 +9,7 @@ import pytest
 
 from search_spaces.nb201 import all_architectures, network
 from trainables.proxies.batch import proxy_batch
-from trainables.score_space import read_arch_list, read_scores, score_space, scored_architectures
+from trainables.proxy_stage.score_space import read_arch_list, read_scores, score_space, scored_architectures
 
 REPO = Path(__file__).resolve().parents[2]
 ARCHS = all_architectures()[::1100][:14]  # 12 + 2 spread over the space

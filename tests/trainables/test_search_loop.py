@@ -11,7 +11,7 @@ import types
 import pytest
 import torch
 
-from trainables.search import SearchRun, load_distribution, run_search
+from trainables.search.loop import SearchRun, load_distribution, run_search
 
 METHODS = ["darts-v1", "darts-v2", "balenas", "balenas-v2"]
 

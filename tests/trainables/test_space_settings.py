@@ -7,8 +7,8 @@ import pytest
 
 from search_spaces.benchmarks.registry import benchmark_class
 from search_spaces.space import available_spaces, get_space
-from trainables.search_config import SearchConfig, parse_config
-from trainables.spec import SpecError, validate_spec
+from trainables.search.config import SearchConfig, parse_config
+from trainables.sweep.spec import SpecError, validate_spec
 
 
 @pytest.mark.parametrize("space", available_spaces())

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from trainables.spec import SpecError, check_spec_paths, expand_grid, load_spec, validate_spec
+from trainables.sweep.spec import SpecError, check_spec_paths, expand_grid, load_spec, validate_spec
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -156,3 +156,49 @@ def test_spec_round_trips_through_its_yaml(tiny_cifar10):
     spec = validate_spec(base_spec(tiny_cifar10))
     again = validate_spec(yaml.safe_load(spec.to_yaml()))
     assert [t.as_config() for t in again.trials()] == [t.as_config() for t in spec.trials()]
+
+
+def test_each_grid_point_is_checked_once(tiny_cifar10, monkeypatch):
+    """The spec checks a method's hyper-parameters once per grid point (not again per trial's search config);
+    a search config checks them once and keeps the model, which the distribution then takes as it is."""
+    from search_spaces.space import get_space
+    from trainables.methods import make_distribution
+    from trainables.methods.base import ArchDistribution
+    from trainables.search.config import SearchConfig
+
+    checked = []
+    original = ArchDistribution.check_params.__func__
+    spy = classmethod(lambda cls, params: checked.append((cls.name, dict(params))) or original(cls, params))
+    monkeypatch.setattr(ArchDistribution, "check_params", spy)
+    spec = validate_spec(base_spec(tiny_cifar10))  # balenas: 2 grid points, darts-v1: 1; x 2 seeds = 6 trials
+    assert len(spec.trials()) == 6
+    assert checked == [("balenas", {"arch_lr": 3.0e-4, "mc_samples": 1}),
+                       ("balenas", {"arch_lr": 1.0e-3, "mc_samples": 1}), ("darts-v1", {})]
+    checked.clear()
+    cfg = SearchConfig(**spec.trials()[0].search)
+    assert cfg.params.mc_samples == 1 and len(checked) == 1
+    dist = make_distribution(cfg.method, get_space(cfg.space), cfg.params, num_valid=8)
+    assert dist.params is cfg.params and len(checked) == 1
+
+
+def test_the_proxy_stage_takes_the_validated_sweep(tiny_cifar10):
+    from trainables.sweep.spec import proxy_stage, stored_proxy_stage
+
+    data = {**base_spec(tiny_cifar10), "proxies": {"samples": 3, "names": ["naswot", "params"], "C": 4}}
+    spec = validate_spec(data)
+    stage = proxy_stage(spec, samples=5, names=None)
+    assert (stage.space, stage.dataset, stage.download) == ("nb201", "cifar10", True)
+    assert stage.data_root == str(tiny_cifar10)
+    assert stage.benchmark == "nb201" and stage.size == {"C": 4, "N": 5}  # the space's packaged table by default
+    assert stage.proxies.samples == 5 and stage.proxies.names == ["naswot", "params"]
+    assert proxy_stage(spec).proxies is spec.proxies  # no override: the spec's validated section as it is
+    stored = stored_proxy_stage(yaml.safe_load(spec.to_yaml()))
+    assert stored == proxy_stage(spec)
+    # a run folder's spec.yaml: the keys the stage reads, with the sweep spec's defaults for those left out
+    minimal = stored_proxy_stage({"data_root": str(tiny_cifar10)}, names=["params"])
+    assert (minimal.space, minimal.dataset, minimal.download, minimal.benchmark) == ("nb201", "cifar10", True, None)
+    assert minimal.proxies.names == ["params"] and minimal.size == {"C": 16, "N": 5}
+    with pytest.raises(SpecError, match=r"space: unknown search space.*\(got 'nb999'\)"):
+        stored_proxy_stage({"space": "nb999"})
+    with pytest.raises(ValueError, match=r"proxies\.samples: .*\(got 0\)"):
+        stored_proxy_stage({}, samples=0)

@@ -16,12 +16,12 @@ import pytest
 import torch
 import yaml
 
-from analysis import store
-from trainables.search import load_distribution, run_search
-from trainables.spec import validate_spec
-from trainables.sweep import run_sweep
-from trainables.trainable import SearchTrainable
-from trainables.tuner import InterruptAfter
+from trainables.runs import store
+from trainables.runs.tuner import InterruptAfter
+from trainables.search.loop import load_distribution, run_search
+from trainables.search.trainable import SearchTrainable
+from trainables.sweep.driver import run_sweep
+from trainables.sweep.spec import validate_spec
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_BENCH = REPO.parent / "shared" / "data" / "nb201" / "nb201_merged.csv"

@@ -20,8 +20,8 @@ from typing import Any, ClassVar
 import torch
 from pydantic import Field, model_validator
 
-from trainables.arch_step import arch_gradients, softmax_weights
 from trainables.methods.arch_params import generator_state, init_alpha, restore_generator
+from trainables.methods.arch_step import arch_gradients, softmax_weights
 from trainables.methods.base import ArchDistribution, ArchStepContext, EdgeWeights
 from trainables.methods.params import Betas, Count, MethodParams, NonNegative, Positive, SecondOrderParams
 from trainables.methods.vadam import Vadam
@@ -51,7 +51,6 @@ class BaLeNASParams(MethodParams):
 class BaLeNAS(ArchDistribution):
     """First-order BaLeNAS."""
 
-    name: ClassVar[str] = "balenas"
     Params: ClassVar = BaLeNASParams
     second_order: ClassVar[bool] = False
 
@@ -146,6 +145,5 @@ class BaLeNASV2Params(BaLeNASParams, SecondOrderParams):
 class BaLeNASV2(BaLeNAS):
     """Second-order BaLeNAS: DARTS' unrolled hypergradient at each sampled alpha."""
 
-    name: ClassVar[str] = "balenas-v2"
     Params: ClassVar = BaLeNASV2Params
     second_order: ClassVar[bool] = True

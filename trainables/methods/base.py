@@ -21,6 +21,7 @@ from torch import nn
 
 from search_spaces.space import ActiveOps, ArchWeights, SearchSpace
 from trainables.methods.params import MethodParams
+from trainables.runs.spec import validation_problems
 
 
 @dataclass(frozen=True)
@@ -53,10 +54,12 @@ class ArchStepContext:
 
 
 class ArchDistribution(ABC):
-    """Base of every method. Subclasses set `name` and `Params`, implement the abstract methods, and are
-    registered in `trainables.methods.registry`. Hyper-parameters arrive as a dict and are validated by the
-    method's `Params` model (`self.params` is its instance): unknown names and bad values fail loudly."""
+    """Base of every method. Subclasses set `Params`, implement the abstract methods, and are registered in
+    `trainables.methods.registry`, whose key is their `name` (set on the class from the registry when it is
+    defined). Hyper-parameters arrive as a dict, validated by the method's `Params` model, or as that model already
+    validated (`self.params` is its instance): unknown names and bad values fail loudly."""
 
+    #: the registry key (`trainables.methods.registry`), set from there: never written in a method's file
     name: ClassVar[str]
     #: the method's hyper-parameters: names, defaults and checks (`trainables.methods.params`).
     Params: ClassVar[type[MethodParams]] = MethodParams
@@ -64,10 +67,18 @@ class ArchDistribution(ABC):
     #: and benchmarks/gpu_check.py hold every method to this number)
     host_syncs_per_step: ClassVar[int] = 0
 
-    def __init__(self, space: SearchSpace, params: Mapping[str, Any] | None = None, *,
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        from trainables.methods.registry import registered_name
+
+        name = registered_name(cls)
+        if name is not None:  # an unregistered subclass (a shared base, a test double) keeps its parent's name
+            cls.name = name
+
+    def __init__(self, space: SearchSpace, params: Mapping[str, Any] | MethodParams | None = None, *,
                  num_valid: int, device: torch.device | str = "cpu", seed: int = 0):
         self.space = space
-        self.params = self.validate_params(params or {})
+        self.params = self.validate_params({} if params is None else params)
         self.num_valid = int(num_valid)
         self.device = torch.device(device)
         self.generator = torch.Generator(device=self.device)
@@ -76,33 +87,25 @@ class ArchDistribution(ABC):
     # ----- hyper-parameters -------------------------------------------------------------------------
     @classmethod
     def validate_params(cls, params: Mapping[str, Any] | MethodParams) -> MethodParams:
-        """The `Params` instance of a dict; one ValueError names the method and every bad hyper-parameter."""
-        if isinstance(params, cls.Params):
+        """The `Params` instance of a dict (an instance passes as it is: validated where it entered); one ValueError
+        names the method and every bad hyper-parameter."""
+        if type(params) is cls.Params:
             return params
-        problems = cls.param_problems(params)
-        if problems:
-            raise ValueError(f"method {cls.name!r}: " + "; ".join(m if k == "(model)" else f"{k}: {m}"
-                                                                 for k, m in problems))
-        return cls.Params.model_validate(dict(params))
+        valid, found = cls.check_params(params)
+        if valid is None:
+            raise ValueError(f"method {cls.name!r}: " + "; ".join(f"{k}: {m}" if k else m for k, m in found))
+        return valid
 
     @classmethod
-    def param_problems(cls, params: Mapping[str, Any]) -> list[tuple[str, str]]:
-        """(hyper-parameter name or '(model)', message) for each problem of `params`; empty when valid."""
+    def check_params(cls, params: Mapping[str, Any]) -> tuple[MethodParams | None, list[tuple[str, str]]]:
+        """`params` validated once by the `Params` model: (the model, []) when valid, else (None, problems), each
+        problem (dotted hyper-parameter name, or "" for the set as a whole; message with the bad value)."""
         try:
-            cls.Params.model_validate(dict(params))
+            return cls.Params.model_validate(dict(params)), []
         except ValidationError as err:
-            out = []
-            for e in err.errors():
-                key = str(e["loc"][0]) if e["loc"] else "(model)"
-                if e["type"] == "extra_forbidden":
-                    allowed = ", ".join(cls.Params.model_fields) or "(none)"
-                    msg = f"unknown hyper-parameter (got {e.get('input')!r}); allowed: {allowed}"
-                else:
-                    msg = e["msg"].removeprefix("Value error, ")
-                    msg += f" (got {e.get('input')!r})" if e["loc"] else ""
-                out.append((key, msg))
-            return out
-        return []
+            allowed = ", ".join(cls.Params.model_fields) or "(none)"
+            return None, [(p.path, f"unknown hyper-parameter (got {p.value!r}); allowed: {allowed}"
+                           if p.kind == "extra_forbidden" else p.text) for p in validation_problems(err)]
 
     @property
     def update_interval(self) -> int:

@@ -12,8 +12,8 @@ from typing import Any, ClassVar
 
 import torch
 
-from trainables.arch_step import arch_gradients, batch_metrics, softmax_weights
 from trainables.methods.arch_params import alpha_state, gumbel_max, init_alpha, load_alpha_state
+from trainables.methods.arch_step import arch_gradients, batch_metrics, softmax_weights
 from trainables.methods.base import ArchDistribution, ArchStepContext, EdgeWeights
 from trainables.methods.params import AdamAlphaParams, SecondOrderParams
 
@@ -21,7 +21,6 @@ from trainables.methods.params import AdamAlphaParams, SecondOrderParams
 class DartsV1(ArchDistribution):
     """First-order DARTS: alpha <- Adam(dL_val(w, alpha)/d alpha)."""
 
-    name: ClassVar[str] = "darts-v1"
     Params: ClassVar = AdamAlphaParams
     second_order: ClassVar[bool] = False
 
@@ -78,6 +77,5 @@ class DartsV2Params(AdamAlphaParams, SecondOrderParams):
 class DartsV2(DartsV1):
     """Second-order DARTS: the unrolled hypergradient (see `second_order`)."""
 
-    name: ClassVar[str] = "darts-v2"
     Params: ClassVar = DartsV2Params
     second_order: ClassVar[bool] = True

@@ -30,8 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import Dirichlet, kl_divergence
 
-from trainables.arch_step import batch_metrics
 from trainables.methods.arch_params import alpha_state, init_alpha, load_alpha_state
+from trainables.methods.arch_step import batch_metrics
 from trainables.methods.base import ArchDistribution, ArchStepContext, EdgeWeights
 from trainables.methods.params import Betas, MethodParams, NonNegative, Positive
 
@@ -77,7 +77,6 @@ def concentration(alpha: torch.Tensor) -> torch.Tensor:
 class DrNAS(ArchDistribution):
     """Dirichlet op weights, pathwise gradients, first-order architecture step."""
 
-    name: ClassVar[str] = "drnas"
     Params: ClassVar = DrNASParams
 
     def __init__(self, space, params=None, *, num_valid: int, device="cpu", seed: int = 0):

@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from trainables.arch_step import batch_metrics
+from trainables.methods.arch_step import batch_metrics
 from trainables.methods.base import ArchStepContext, EdgeWeights
 from trainables.methods.gumbel import AnnealedGumbel, AnnealedGumbelParams, gumbel_noise, relaxed_sample
 from trainables.methods.params import Positive
@@ -55,7 +55,6 @@ class HardSample:
 class GDAS(AnnealedGumbel):
     """Hard Gumbel-max sampling with straight-through gradients; first-order architecture step."""
 
-    name: ClassVar[str] = "gdas"
     Params: ClassVar = GDASParams
     host_syncs_per_step: ClassVar[int] = 1  # the sampled op indices (see the module docstring)
 

@@ -26,10 +26,10 @@ from typing import ClassVar
 import torch
 from pydantic import Field
 
-from trainables.arch_step import batch_metrics, softmax_weights
-from trainables.hypergradients import implicit_hypergradient
+from trainables.methods.arch_step import batch_metrics, softmax_weights
 from trainables.methods.base import ArchStepContext, EdgeWeights
 from trainables.methods.darts import DartsV1
+from trainables.methods.hypergradients import implicit_hypergradient
 from trainables.methods.params import AdamAlphaParams, Count
 
 
@@ -43,7 +43,6 @@ class IDARTSParams(AdamAlphaParams):
 class IDARTS(DartsV1):
     """DARTS with the stochastic implicit hypergradient."""
 
-    name: ClassVar[str] = "idarts"
     Params: ClassVar = IDARTSParams
 
     def __init__(self, space, params=None, *, num_valid: int, device="cpu", seed: int = 0):

@@ -1,4 +1,8 @@
-"""Method name -> distribution class. Adding a method = one new file + one line here."""
+"""Method name -> distribution class. Adding a method = one new file + one line here.
+
+The key is the method's only spelling: a class does not repeat it; `ArchDistribution` sets `cls.name` from this
+table when the class is defined (`registered_name`).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import importlib
 from typing import Any
 
 from trainables.methods.base import ArchDistribution
+from trainables.methods.params import MethodParams
 
 # name -> "module:Class"; imported lazily so a method's file is only loaded when used.
 _METHODS: dict[str, str] = {
@@ -24,6 +29,12 @@ def available_methods() -> list[str]:
     return sorted(_METHODS)
 
 
+def registered_name(cls: type) -> str | None:
+    """The key `cls` is registered under, or None for a class not in the table."""
+    target = f"{cls.__module__}:{cls.__qualname__}"
+    return next((name for name, t in _METHODS.items() if t == target), None)
+
+
 def get_method(name: str) -> type[ArchDistribution]:
     if name not in _METHODS:
         raise ValueError(f"unknown method {name!r}; available: {', '.join(available_methods())}")
@@ -31,5 +42,8 @@ def get_method(name: str) -> type[ArchDistribution]:
     return getattr(importlib.import_module(module), attr)
 
 
-def make_distribution(name: str, space, params: dict[str, Any] | None = None, **kwargs) -> ArchDistribution:
+def make_distribution(name: str, space, params: dict[str, Any] | MethodParams | None = None,
+                      **kwargs) -> ArchDistribution:
+    """The distribution of method `name`; `params` a dict (validated by the method's `Params`) or that model
+    already validated (e.g. `SearchConfig.params`)."""
     return get_method(name)(space, params, **kwargs)

@@ -35,7 +35,6 @@ class SNASParams(AnnealedGumbelParams):
 class SNAS(AnnealedGumbel):
     """Joint training of weights and alpha through Gumbel-softmax samples."""
 
-    name: ClassVar[str] = "snas"
     Params: ClassVar = SNASParams
 
     def weights_for_weight_step(self) -> EdgeWeights:

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from search_spaces.space import get_space
-from trainables.search_config import DeviceName, SpaceName, validate_config
+from trainables.search.config import DeviceName, SpaceName, validate_config
 from trainables.train.protocol import TrainProtocol, resolve_protocol
 
 

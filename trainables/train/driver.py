@@ -1,7 +1,7 @@
 """The final-training driver: a validated `TrainSpec` -> one Tune experiment -> `train_epochs` and `final` tables.
 
-The same machinery as search sweeps (`trainables.tuner`: run folder safety, Tuner over an explicit trial list,
-per-trial resources with fractional GPUs, retries from checkpoints, `--resume`; `trainables.tune_results`:
+The same machinery as search sweeps (`trainables.runs.tuner`: run folder safety, Tuner over an explicit trial list,
+per-trial resources with fractional GPUs, retries from checkpoints, `--resume`; `trainables.runs.results`:
 the keyed Parquet callback), with this stage's Trainable, tables and trial row:
 - `train_epochs`: one row per trial and epoch (train loss/acc, lr, drop path, evaluation metrics, times);
 - `final`: one row per trial: space, dataset, arch, protocol, seed, final train/test loss, accuracy and error
@@ -23,13 +23,12 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from trainables.sweep import SweepResult
+from trainables.runs.results import ParquetResults, RunResult, cell, error_message, read_trials, trial_status, versions
+from trainables.runs.trainable import TRIAL_INFO_PREFIX
+from trainables.runs.tuner import DEFAULT_STORAGE, TunerPlan, build_tuner, init_ray, prepare_run_dir
 from trainables.train.protocol import PRESETS
 from trainables.train.spec import TrainSpec, validate_train_spec
 from trainables.train.trainable import CHECKPOINT_FILE, TrainTrainable
-from trainables.trainable import TRIAL_INFO_PREFIX, library_versions
-from trainables.tune_results import INTERRUPTED, ParquetResults, _error_message, _scalar, read_trials
-from trainables.tuner import DEFAULT_STORAGE, TunerPlan, build_tuner, init_ray, prepare_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -78,27 +77,23 @@ def final_row(trial, history: pd.DataFrame | None) -> dict[str, Any]:
     row["seconds_per_epoch"] = float(pd.Series(times).mean()) if len(times) else None
     for key in ("params", "flops", "device"):
         row[key] = last.get(TRIAL_INFO_PREFIX + key)
-    status, error = str(trial.status), None
+    status, error = trial_status(trial, row["epochs_done"], row["total_epochs"]), None
     if final.get("error") and isinstance(final.get("error"), str):
         status, error = "ERROR", final["error"]  # a non-finite loss: the trainable ended the trial itself
     elif status == "ERROR":
-        error = _error_message(trial)
-    elif status == "TERMINATED" and row["epochs_done"] < row["total_epochs"]:
-        status = INTERRUPTED
+        error = error_message(trial)
     row["status"], row["error"] = status, error
     row["num_failures"] = int(getattr(trial.run_metadata, "num_failures", 0))
     ckpt = trial.checkpoint
     row["checkpoint_path"] = str(Path(ckpt.path) / CHECKPOINT_FILE) if ckpt is not None else None
     row["trial_path"] = trial.path
     row["config_json"] = json.dumps(train, sort_keys=True)
-    versions = {k.removeprefix(TRIAL_INFO_PREFIX + "version_"): v for k, v in last.items()
-                if k.startswith(TRIAL_INFO_PREFIX + "version_")} or library_versions()
-    row.update({f"{k}_version": v for k, v in versions.items()})
+    row.update(versions(last))
     roles = [k.removesuffix("_acc") for k in ("test_acc", "valid_acc") if final.get(k) is not None]
     if row["space"]:
         row.update(benchmark_columns(spec.get("benchmark"), row["space"], row["arch"], row["dataset"],
                                      row["protocol"], roles or ["test"]))
-    return {k: _scalar(v) for k, v in row.items()}
+    return {k: cell(v) for k, v in row.items()}
 
 
 def tuner_plan(spec: TrainSpec) -> TunerPlan:
@@ -109,7 +104,7 @@ def tuner_plan(spec: TrainSpec) -> TunerPlan:
 
 
 def prepare_train_dir(spec: TrainSpec, storage: str | os.PathLike, resume: bool) -> Path:
-    """The run folder (`trainables.tuner.prepare_run_dir`); a resumed one must hold the same trials."""
+    """The run folder (`trainables.runs.tuner.prepare_run_dir`); a resumed one must hold the same trials."""
     def same_trials(stored_path: Path) -> bool:
         data = yaml.safe_load(stored_path.read_text())
         data.pop("from", None)  # already expanded into `architectures` when it was stored
@@ -130,7 +125,7 @@ def progress_reporter():
 
 def run_train(spec: TrainSpec, *, storage: str | os.PathLike | None = None, resume: bool = False,
               address: str | None = None, trainable: type | None = None, callbacks: Sequence = (),
-              verbose: int = 1, ray_init: dict[str, Any] | None = None) -> SweepResult:
+              verbose: int = 1, ray_init: dict[str, Any] | None = None) -> RunResult:
     """Run (or with `resume`, finish) the trainings of `spec`; returns the run folder and its `final` table."""
     storage = storage or spec.storage or DEFAULT_STORAGE
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
@@ -138,7 +133,7 @@ def run_train(spec: TrainSpec, *, storage: str | os.PathLike | None = None, resu
     started = init_ray(address, **(ray_init or {}))  # before the run folder: a refused connection writes nothing
     try:
         run_dir = prepare_train_dir(spec, storage, resume)
-        results = ParquetResults(run_dir, epochs_table=TRAIN_EPOCHS, trials_table=FINAL, make_trial_row=final_row)
+        results = ParquetResults(run_dir, final_row, epochs_table=TRAIN_EPOCHS, trials_table=FINAL)
         tuner = build_tuner(trainable or TrainTrainable, spec.trials(), run_dir, tuner_plan(spec), resume=resume,
                             results=results, callbacks=callbacks, progress_reporter=progress_reporter(),
                             verbose=verbose)
@@ -153,7 +148,7 @@ def run_train(spec: TrainSpec, *, storage: str | os.PathLike | None = None, resu
             import ray
 
             ray.shutdown()
-    return SweepResult(run_dir, final, interrupted)
+    return RunResult(run_dir, final, interrupted)
 
 
 def summary_table(final: pd.DataFrame) -> str:

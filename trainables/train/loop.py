@@ -35,9 +35,10 @@ from search_spaces.data import load_splits
 from search_spaces.data.device import DeviceDataset
 from search_spaces.data.image_folder import ImageFolderDataset
 from search_spaces.space import get_space
-from trainables.checkpoints import load_rng_state, rng_state, save_atomic
 from trainables.methods.arch_params import detached_copy
-from trainables.search import resolve_device
+from trainables.runs.checkpoints import load_rng_state, rng_state, save_atomic
+from trainables.runs.memory_format import resolve_channels_last
+from trainables.search.loop import resolve_device
 from trainables.train.config import TrainConfig, parse_train_config
 from trainables.train.protocol import TrainProtocol
 
@@ -132,7 +133,7 @@ class TrainRun:
         if p.drop_path_prob > 0 and not hasattr(model, "drop_path_prob"):
             raise ValueError(f"protocol drop_path_prob={p.drop_path_prob}: space {self.space.name!r}'s network "
                              f"has no drop path (no `drop_path_prob` attribute)")
-        if cfg.channels_last:
+        if resolve_channels_last(cfg.channels_last, model, self.device.type):  # warns on a network it may crash on
             model = model.to(memory_format=torch.channels_last)
         self.model = model.train()
         self.params = param_count(model)

@@ -27,6 +27,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from trainables.runs.spec import validation_problems
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -156,9 +158,4 @@ def resolve_protocol(preset: str, overrides: dict[str, Any] | None = None) -> Tr
     try:
         return TrainProtocol(**{**base, **overrides})
     except ValidationError as err:
-        problems = []
-        for e in err.errors():
-            loc = ".".join(str(p) for p in e["loc"])
-            msg = e["msg"].removeprefix("Value error, ")
-            problems.append(f"{loc}={e.get('input')!r}: {msg}" if loc else msg)
-        raise ValueError(f"protocol {preset!r}: " + "; ".join(problems)) from None
+        raise ValueError(f"protocol {preset!r}: " + "; ".join(p.assigned() for p in validation_problems(err))) from None

@@ -26,9 +26,20 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from trainables.spec import Checkpointing, Failure, Resources, RunName, SpecError, resolve_path
+from trainables.runs.spec import (
+    TOP_LEVEL,
+    Checkpointing,
+    Failure,
+    Resources,
+    RunName,
+    SpecError,
+    located,
+    resolve_path,
+    validation_problems,
+)
+from trainables.runs.spec import StrictModel as _Strict
 from trainables.train.config import TrainConfig
 
 _RULE = re.compile(r"^(argmax|proxy:[A-Za-z0-9_]+|rank:[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)+)$")
@@ -38,10 +49,7 @@ SELECTIONS = "selections"
 class TrainSpecError(SpecError):
     """A malformed training spec (a SpecError, so callers catch both kinds the same way)."""
 
-    def __init__(self, source: str, problems: list[tuple[str, str]]):
-        self.problems = problems
-        lines = "\n".join(f"  {loc}: {msg}" for loc, msg in problems)
-        ValueError.__init__(self, f"invalid training spec {source}:\n{lines}")
+    kind = "training spec"
 
 
 #: where a model-level problem belongs, by the start of its message
@@ -50,11 +58,7 @@ _WHERE = (("arch ", "architectures.{i}"), ("unknown protocol field", "overrides"
 
 
 def _where(message: str, i: int) -> str:
-    return next((loc.format(i=i) for start, loc in _WHERE if message.startswith(start)), "(top level)")
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    return next((loc.format(i=i) for start, loc in _WHERE if message.startswith(start)), TOP_LEVEL)
 
 
 class ArchEntry(_Strict):
@@ -161,7 +165,7 @@ class TrainSpec(_Strict):
 # ----- --from: a search sweep's selections -------------------------------------------------------------------
 def read_selections(sweep_dir: str | Path, rule: str) -> list[ArchEntry]:
     """The distinct architectures `rule` chose in the sweep at `sweep_dir`, each with the trials that chose it."""
-    from analysis import store
+    from trainables.runs import store
 
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
@@ -231,23 +235,12 @@ def _benchmark_value(spec: TrainSpec, base: Path) -> str | None:
     return spec.benchmark if is_builtin_reference(spec.benchmark) else resolve_path(spec.benchmark, base)
 
 
-def _problems(err: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
-    out = []
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"])
-        msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] != "missing" and e["loc"]:
-            msg += f" (got {e.get('input')!r})"
-        out.append((prefix + loc if loc else prefix.rstrip(".") or "(top level)", msg))
-    return out
-
-
 def validate_train_spec(data: Any, *, base_dir: Path | str = ".", source: str = "<spec>",
                         from_sweep: str | None = None, rule: str | None = None) -> TrainSpec:
     """A TrainSpec from parsed YAML (`--from`/`--rule` override its `from`), with `from` resolved into
     architectures and every trial's config checked by TrainConfig; a SpecError lists the problems."""
     if not isinstance(data, dict):
-        raise TrainSpecError(source, [("(top level)", f"a spec must be a mapping of keys, got {type(data).__name__}")])
+        raise TrainSpecError(source, [(TOP_LEVEL, f"a spec must be a mapping of keys, got {type(data).__name__}")])
     data = dict(data)
     base = Path(base_dir)
     if from_sweep is not None or rule is not None:
@@ -260,7 +253,7 @@ def validate_train_spec(data: Any, *, base_dir: Path | str = ".", source: str = 
     try:
         spec = TrainSpec.model_validate(data)
     except ValidationError as err:
-        raise TrainSpecError(source, _problems(err)) from None
+        raise TrainSpecError(source, located(err)) from None
     spec = spec.model_copy(update={
         "data_root": resolve_path(spec.data_root, base), "split_file": resolve_path(spec.split_file, base),
         "benchmark": _benchmark_value(spec, base), "storage": resolve_path(spec.storage, base),
@@ -275,8 +268,8 @@ def validate_train_spec(data: Any, *, base_dir: Path | str = ".", source: str = 
         try:
             TrainConfig(**spec.train_config(entry.arch, spec.seeds[0]))
         except ValidationError as err:
-            for loc, msg in _problems(err):
-                item = (_where(msg, i) if loc == "(top level)" else loc, msg)
+            for p in validation_problems(err):
+                item = (p.path or _where(p.message, i), p.text)
                 if item not in problems:
                     problems.append(item)
             if any(not p[0].startswith("architectures") for p in problems):

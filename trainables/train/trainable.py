@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
+from trainables.search.trainable import TRIAL_INFO_PREFIX, RunTrainable, library_versions
 from trainables.train.loop import NonFiniteLoss, TrainRun
-from trainables.trainable import TRIAL_INFO_PREFIX, RunTrainable, library_versions
 
 CHECKPOINT_FILE = "train.pt"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from search_spaces.benchmarks.nb101_graph import (
+from search_spaces.nb1shot1.nb101.graph import (
     AVAILABLE_OPS,
     CONV1X1,
     CONV3X3,

@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 from nb101_zc import NASLIB_OPS, zc_entries, zc_groups, zc_table
 
+from balenas.commands.benchmark import main
 from search_spaces.benchmarks.base import BenchmarkQueryError, UnknownArchitectureError
-from search_spaces.benchmarks.nb101 import NB101Benchmark, convert, main
-from search_spaces.benchmarks.nb101_graph import CONV1X1, CONV3X3, MAXPOOL3X3, InvalidSpecError, canonical_spec
-from search_spaces.benchmarks.nb101_records import decode_record, encode_record
-from search_spaces.benchmarks.nb101_tfrecord import RecordError, iter_records, write_records
+from search_spaces.nb1shot1.nb101.benchmark import NB101Benchmark, convert
+from search_spaces.nb1shot1.nb101.graph import CONV1X1, CONV3X3, MAXPOOL3X3, InvalidSpecError, canonical_spec
+from search_spaces.nb1shot1.nb101.records import decode_record, encode_record
+from search_spaces.nb1shot1.nb101.tfrecord import RecordError, iter_records, write_records
 
 CELLS = [  # (matrix, ops) already pruned, as the official file stores them
     (np.array([[0, 1, 1, 1, 0, 1, 0], [0, 0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 1, 0, 0],
@@ -156,16 +157,34 @@ def test_bad_payload_and_missing_files(tmp_path):
 
 
 def test_cli_convert_and_query(tiny_table, tmp_path, capsys):
+    """`balenas benchmark convert|query --benchmark nb101`: the converter's flags, a cell by matrix and ops
+    (NB101's own fields, JSON) or by module hash (the generic lines)."""
     _, _, _, src = tiny_table
     out = tmp_path / "cli.parquet"
-    assert main(["convert", str(src), str(out), "--quiet"]) == 0
+    assert main(["convert", str(src), str(out), "--benchmark", "nb101", "--quiet", "--check-hashes"]) == 0
     assert json.loads(capsys.readouterr().out)["rows"] == 12
+    assert main(["convert", str(src), str(tmp_path / "nocrc.parquet"), "--benchmark", "nb101", "--no-crc"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["rows"] == 12 and "wrote" in captured.err  # progress on stderr
+    assert main(["convert", str(src), str(tmp_path / "x.parquet"), "--benchmark", "nb201", "--no-crc"]) == 2
+    assert "--no-crc does not apply to --benchmark nb201" in capsys.readouterr().err
     m, ops = CELLS[1]
-    assert main(["query", "--table", str(out), "--matrix", "".join(map(str, m.ravel())), "--ops", ",".join(ops)]) == 0
+    matrix = ["--matrix", "".join(map(str, m.ravel())), "--ops", ",".join(ops)]
+    assert main(["query", "--benchmark", "nb101", "--table", str(out), *matrix]) == 0
     res = json.loads(capsys.readouterr().out)
-    assert res["trainable_parameters"] == 120000 and 0.5 <= res["valid_accuracy"] <= 0.95
-    assert main(["query", "--table", str(out), "--matrix", "000000000", "--ops", ",".join(ops)]) == 2
+    assert res["trainable_parameters"] == 120000 and 0.5 <= res["valid_accuracy"] <= 0.95 and res["epochs"] == 108
+    assert main(["query", "--benchmark", "nb101", "--table", str(out), *matrix, "--epochs", "36"]) == 0
+    assert json.loads(capsys.readouterr().out)["epochs"] == 36
+    assert main(["query", "--benchmark", "nb101", "--table", str(out), "--arch", res["module_hash"]]) == 0
+    lines = capsys.readouterr().out
+    assert f"nb101           valid   108ep  {100 * res['valid_accuracy']:.4f}" in lines and "params_M" in lines
+    assert main(["query", "--benchmark", "nb101", "--table", str(out), "--matrix", "000000000", "--ops",
+                 ",".join(ops)]) == 2
     assert "disconnected" in capsys.readouterr().err
+    assert main(["query", "--benchmark", "nb101", "--table", str(out), "--matrix", "0" * 49]) == 2
+    assert "--matrix and --ops together" in capsys.readouterr().err
+    assert main(["query", "--table", str(out), *matrix]) == 2  # nb201 names its cells by string only
+    assert "--matrix, --ops do not apply to --benchmark nb201" in capsys.readouterr().err
 
 
 def test_open_benchmark_registry(tiny_table):
@@ -211,7 +230,7 @@ def test_zc_architectures_hash_and_query(shared_data, tmp_path):
 
 def test_generic_benchmark_interface(tiny_table, capsys):
     """The Benchmark base's query(arch, dataset, split, epochs) and the shared query command work on NB101."""
-    from search_spaces.benchmarks.__main__ import main as benchmarks_main
+    from balenas.commands.benchmark import main as benchmarks_main
 
     bench = NB101Benchmark.open(tiny_table[0])
     res = bench.query(*CELLS[0], epochs=36)

@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from search_spaces.benchmarks import nb101_tfrecord as tfr
+from search_spaces.nb1shot1.nb101 import tfrecord as tfr
 
 
 def test_crc32c_known_vectors():

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from balenas.commands.benchmark import main as benchmark_main
 from search_spaces.benchmarks import builtin_table, open_benchmark, table_path
-from search_spaces.benchmarks.__main__ import main as benchmark_main
 from search_spaces.benchmarks.table_io import read_table
-from trainables.spec import validate_spec
+from trainables.sweep.spec import validate_spec
 
 RESNET = "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|"
 

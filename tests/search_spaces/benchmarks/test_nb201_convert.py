@@ -10,9 +10,9 @@ import torch
 
 nas_201_api = pytest.importorskip("nas_201_api")
 
+from balenas.commands.benchmark import main  # noqa: E402
 from search_spaces.benchmarks import open_benchmark  # noqa: E402
-from search_spaces.benchmarks.__main__ import main  # noqa: E402
-from search_spaces.benchmarks.nb201_convert import (  # noqa: E402
+from search_spaces.nb201.convert import (  # noqa: E402
     UntrustedPickleError,
     convert_source,
     load_official,

@@ -12,8 +12,8 @@ from search_spaces.benchmarks import (
     bench_column,
     open_benchmark,
 )
-from search_spaces.benchmarks.nb201 import NB201Benchmark
 from search_spaces.benchmarks.table_io import write_table
+from search_spaces.nb201.benchmark import NB201Benchmark
 
 BEST_CIFAR10 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
 RESNET = "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|"

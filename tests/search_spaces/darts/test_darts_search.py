@@ -12,7 +12,7 @@ import pytest
 
 from search_spaces.darts import Genotype
 from search_spaces.space import get_space
-from trainables.search_config import parse_config
+from trainables.search.config import parse_config
 
 
 def test_space_owns_darts_search_defaults():
@@ -31,7 +31,7 @@ def test_n_on_darts_names_the_field():
 
 
 def test_spec_with_n_on_darts_names_the_field():
-    from trainables.spec import validate_spec
+    from trainables.sweep.spec import validate_spec
 
     with pytest.raises(ValueError, match=r"search\.N.*C, layers"):
         validate_spec({"name": "x", "space": "darts", "dataset": "cifar10", "methods": {"darts-v1": {}},
@@ -49,8 +49,8 @@ def test_tiny_sweep_with_proxy_stage(tiny_cifar10):
     the search-scale network, and Parquet tables holding DARTS genotypes."""
     import ray
 
-    from trainables.spec import validate_spec
-    from trainables.sweep import run_sweep
+    from trainables.sweep.driver import run_sweep
+    from trainables.sweep.spec import validate_spec
 
     spec = validate_spec({
         "name": "darts_tiny", "space": "darts", "dataset": "cifar10", "data_root": str(tiny_cifar10),

@@ -22,7 +22,7 @@ from search_spaces.data.image_folder import (
     resized_crop_box,
     shift_hue,
 )
-from trainables.host_sync import count_host_syncs
+from trainables.runs.host_sync import count_host_syncs
 
 MEAN = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
 STD = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from search_spaces.benchmarks.nb101_graph import CONV1X1, CONV3X3, MAXPOOL3X3, canonical_spec
 from search_spaces.nb1shot1 import SPACES, all_architectures, arch_to_spec, canonical, count_architectures, parse
 from search_spaces.nb1shot1.encoding import Arch, parent_sets, random_architecture
+from search_spaces.nb1shot1.nb101.graph import CONV1X1, CONV3X3, MAXPOOL3X3, canonical_spec
 
 PAPER_TABLE_1 = {1: 6240, 2: 29160, 3: 363648}  # Zela et al., ICLR 2020, Table 1
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from search_spaces.benchmarks.nb101_graph import CONV1X1, CONV3X3, MAXPOOL3X3
+from search_spaces.nb1shot1.nb101.graph import CONV1X1, CONV3X3, MAXPOOL3X3
 from search_spaces.nb1shot1.nb101_network import NB101Network, vertex_channels
 
 

@@ -8,12 +8,12 @@ import math
 
 import pytest
 
-from search_spaces.benchmarks.nb101 import NB101Benchmark, convert
-from search_spaces.benchmarks.nb101_graph import canonical_spec
-from search_spaces.benchmarks.nb101_records import encode_record
-from search_spaces.benchmarks.nb101_tfrecord import write_records
 from search_spaces.nb1shot1 import Arch, arch_to_spec
 from search_spaces.nb1shot1.encoding import live_blocks, parent_sets
+from search_spaces.nb1shot1.nb101.benchmark import NB101Benchmark, convert
+from search_spaces.nb1shot1.nb101.graph import canonical_spec
+from search_spaces.nb1shot1.nb101.records import encode_record
+from search_spaces.nb1shot1.nb101.tfrecord import write_records
 
 
 def _synthetic_accuracy(module_hash: str) -> float:
@@ -63,7 +63,7 @@ def test_benchmark_record_of_space_strings(space1_table):
 
 
 def test_run_search_one_step_on_space_1(space1_table, tiny_cifar10):
-    search = pytest.importorskip("trainables.search")
+    search = pytest.importorskip("trainables.search.loop")
     rows = search.run_search(dict(space="nb1shot1-1", method="darts-v1", data_root=str(tiny_cifar10), C=4, N=1,
                                   batch_size=16, epochs=1, steps_per_epoch=1, device="cpu", seed=0,
                                   benchmark=str(space1_table[0])))
@@ -80,7 +80,7 @@ def test_run_search_one_step_on_space_1(space1_table, tiny_cifar10):
 def test_other_methods_step_on_the_supernet(method, space, tiny_cifar10):
     """Sparse (GDAS: one-hot weights + active lists), joint (SNAS), Dirichlet (DrNAS) and Gaussian (BaLeNAS)
     weights all drive the 1Shot1 supernet."""
-    search = pytest.importorskip("trainables.search")
+    search = pytest.importorskip("trainables.search.loop")
     registry = pytest.importorskip("trainables.methods.registry")
     if method not in registry.available_methods():
         pytest.skip(f"method {method} not registered")

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from search_spaces.benchmarks.nb101_graph import canonical_spec
 from search_spaces.nb1shot1 import Arch, arch_to_spec, parse
 from search_spaces.nb1shot1.encoding import random_architecture
+from search_spaces.nb1shot1.nb101.graph import canonical_spec
 from search_spaces.space import available_spaces, get_space
 
 SPACES = ["nb1shot1-1", "nb1shot1-2", "nb1shot1-3"]

@@ -40,7 +40,7 @@ def make_ctx(model, opt, batch_pair, epoch: int = 0, total_epochs: int = 1, lr: 
 
 
 def run_steps(dist, model, opt, batches, start: int, steps: int, epoch: int = 0, total_epochs: int = 2):
-    """The loop's order (trainables/search.py): weight step with the distribution's weights, then `update`
+    """The loop's order (trainables/search/loop.py): weight step with the distribution's weights, then `update`
     every `update_interval` steps. Returns the metrics of every update."""
     outs = []
     for step in range(start, start + steps):
@@ -139,10 +139,10 @@ def _without_time(rows):
 
 
 def assert_run_search(method: str, data_root, tmp_path, params: dict | None = None):
-    """Three tiny epochs through the real loop (`trainables.search`): a canonical genotype and finite losses
+    """Three tiny epochs through the real loop (`trainables.search.loop`): a canonical genotype and finite losses
     per epoch, and a run checkpointed after epoch 1 and resumed in a fresh `SearchRun` (other global RNG
     state) reproduces the unbroken run's metrics exactly. Returns the unbroken run's metrics."""
-    from trainables.search import SearchRun, run_search
+    from trainables.search.loop import SearchRun, run_search
 
     cfg = tiny_search_config(method, data_root, method_params=params or {})
     full = run_search(cfg)

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from search_spaces.space import get_space
-from trainables.arch_step import arch_gradients
 from trainables.methods import ArchStepContext, EdgeWeights, make_distribution
+from trainables.methods.arch_step import arch_gradients
 
 SPACE = get_space("nb201")
 

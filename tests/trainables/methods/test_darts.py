@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from search_spaces.space import get_space
-from trainables.arch_step import arch_gradients, softmax_weights
 from trainables.methods import ArchStepContext, make_distribution
+from trainables.methods.arch_step import arch_gradients, softmax_weights
 
 ACTS = (lambda z: z, torch.tanh, torch.sin, torch.sigmoid, F.softplus)
 

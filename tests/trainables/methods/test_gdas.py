@@ -20,7 +20,7 @@ from more_methods_kit import (
 
 from search_spaces.space import get_space
 from trainables.methods import make_distribution
-from trainables.search import run_search
+from trainables.search.loop import run_search
 
 
 def _gdas(params=None, seed=0):

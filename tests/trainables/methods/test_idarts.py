@@ -17,8 +17,8 @@ from torch import nn
 
 from search_spaces.nb201 import NB201SuperNet
 from search_spaces.space import get_space
-from trainables.hypergradients import TrainGradient, implicit_hypergradient
 from trainables.methods import ArchStepContext, make_distribution
+from trainables.methods.hypergradients import TrainGradient, implicit_hypergradient
 from trainables.methods.idarts import IDARTS
 
 

@@ -12,14 +12,14 @@ import pytest
 import torch
 import yaml
 
-from analysis import store
-from trainables.spec import SpecError
+from trainables.runs import store
+from trainables.runs.tuner import InterruptAfter
+from trainables.sweep.spec import SpecError
 from trainables.train import TrainRun
 from trainables.train.driver import FINAL, TRAIN_EPOCHS, run_train
 from trainables.train.protocol import PRESETS
 from trainables.train.spec import validate_train_spec
 from trainables.train.trainable import TrainTrainable
-from trainables.tuner import InterruptAfter
 
 REPO = Path(__file__).resolve().parents[3]
 GOOD = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"

@@ -183,7 +183,7 @@ def test_a_network_without_drop_path_or_aux_rejects_them():
 
 @pytest.mark.parametrize("steps", [2, 6])
 def test_one_host_sync_per_epoch_whatever_the_steps(steps):
-    from trainables.host_sync import count_host_syncs
+    from trainables.runs.host_sync import count_host_syncs
 
     splits = {"train": separable(64, 2, 0), "test": separable(16, 2, 1)}
     run = TrainRun(tiny_config(epochs=3, batch_size=8, steps_per_epoch=steps, cutout=4, eval_every=2,

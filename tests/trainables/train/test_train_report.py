@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from analysis import final as final_mod
-from analysis import store
 from analysis.report import _md_table
+from trainables.runs import store
 
 A, B = "arch-a", "arch-b"
 

@@ -1,0 +1,333 @@
+"""The one supernet search loop every method runs on (the Ray Trainable and notebooks drive it).
+
+Per step: a weight step (SGD, cosine schedule) on a "search-train" batch with the distribution's edge
+weights, then, every `distribution.update_interval` weight steps, the distribution's architecture step on a
+"search-valid" batch (after the weight step, as NB201's DARTS loop does). Data live on the device and are
+augmented there; losses and accuracies accumulate as device tensors with one host synchronisation per epoch.
+All randomness is seeded (global torch RNG for the supernet's initialisation, a device generator for data
+order and augmentation, the distribution's own generator) and saved in checkpoints, so a run stopped after
+epoch k and resumed ends bit-identical on the CPU to an unbroken run.
+
+Per-epoch metrics: epoch (1-based), genotype (most likely architecture), train_loss, train_acc (weight steps),
+valid_loss, valid_acc (from the architecture steps: the 0-d tensors "arch_loss" and "arch_acc" (a fraction)
+that `update` returns; NaN for a method that returns none, e.g. SNAS), any other key `update` returns
+(averaged over the epoch's architecture steps), entropy, op_probs (JSON {group: [[p, ...], ...]}), lr,
+steps, arch_steps, epoch_time_s, the distribution's `extra_metrics()`, and the ground truth of the genotype
+(bench_* columns) when `benchmark` is configured. Accuracies are in percent, as NB201 reports them.
+
+API: `SearchRun(config)`, `.run_epoch()`, `.save(path)`, `SearchRun.from_checkpoint(path)`,
+`load_distribution(path)`, `run_search(config)`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from search_spaces.data import dataset_spec, load_splits
+from search_spaces.data.device import DeviceDataset
+from search_spaces.space import get_space
+from trainables.methods import ArchDistribution, ArchStepContext, EdgeWeights, make_distribution
+from trainables.methods.arch_params import detached_copy
+from trainables.runs.checkpoints import load_rng_state, rng_state, save_atomic
+from trainables.runs.memory_format import resolve_channels_last
+from trainables.search.config import SearchConfig, default_channels_last, parse_config
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = 1
+#: the SearchRun file's name inside a Tune checkpoint folder.
+CHECKPOINT_FILE = "search.pt"
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> CUDA when present, else CPU; an unavailable accelerator is a ValueError naming it."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={name!r}: CUDA is not available on this machine")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"device={name!r}: only {torch.cuda.device_count()} CUDA device(s) present")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device={name!r}: MPS is not available on this machine")
+    return device
+
+
+class _Batches:
+    """Draws batches (augmented or not, channels_last or not) from a DeviceDataset for the loop."""
+
+    def __init__(self, data: DeviceDataset, augment: bool, channels_last: bool):
+        self.data, self.augment, self.channels_last = data, augment, channels_last
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __call__(self, index: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.data.batch(index, augment=self.augment, generator=generator, channels_last=self.channels_last)
+
+
+def _loss_fn(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits.float(), labels)
+
+
+class SearchRun:
+    """One search: supernet, distribution, data and optimizers on one device, advanced an epoch at a time."""
+
+    def __init__(self, config: dict[str, Any], *, splits: dict[str, DeviceDataset] | None = None):
+        """`splits` ({"search-train": ..., "search-valid": ...}) replaces reading `data_root` (benchmarks,
+        notebooks with data already in memory); they are moved to the run's device."""
+        cfg: SearchConfig = parse_config(config)
+        self.cfg = cfg
+        self.config: dict[str, Any] = cfg.model_dump()
+        self.device = resolve_device(cfg.device)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick the fastest kernels
+        self.space = get_space(cfg.space)
+        self.spec = dataset_spec(cfg.dataset)
+        if splits is None:
+            # train_size keeps the first n of each half (the halves are already shuffled): the same data for
+            # every seed, so seeds differ only in initialisation, data order and sampling
+            splits = load_splits(cfg.dataset, cfg.data_root, ["search-train", "search-valid"],
+                                 subset=cfg.train_size, subset_seed=None, device=self.device,
+                                 split_file=cfg.split_file, download=cfg.download)
+        else:
+            missing = {"search-train", "search-valid"} - set(splits)
+            if missing:
+                raise ValueError(f"splits is missing {', '.join(sorted(missing))}")
+            splits = {k: splits[k].to(self.device) for k in ("search-train", "search-valid")}
+        self.num_classes = splits["search-train"].num_classes
+
+        torch.manual_seed(cfg.seed)
+        model = self.space.supernet(num_classes=self.num_classes, **cfg.size).to(self.device)
+        # "auto" keeps NCHW on a supernet whose convolutions the CPU backward crashes on (runs/memory_format.py)
+        self.channels_last = resolve_channels_last(cfg.channels_last, model, self.device.type,
+                                                   preferred=default_channels_last(self.device.type))
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.train = _Batches(splits["search-train"], cfg.augment, self.channels_last)
+        self.valid = _Batches(splits["search-valid"], cfg.augment, self.channels_last)
+        self.model = model.train()
+        # the compiled forward shares self.model's parameters; sparse (active-list) forwards stay eager, since
+        # each new list of sampled ops would be a new graph
+        self._compiled = None if cfg.compile is None else torch.compile(self.model, mode=cfg.compile, dynamic=False)
+        self.distribution: ArchDistribution = make_distribution(
+            cfg.method, self.space, cfg.params, num_valid=len(self.valid), device=self.device,
+            seed=cfg.seed)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=cfg.w_lr, momentum=cfg.w_momentum,
+                                         weight_decay=cfg.w_weight_decay,
+                                         nesterov=cfg.w_nesterov and cfg.w_momentum > 0)
+        # Cosine from w_lr to w_lr_min over the epochs, stepped once per epoch as in DARTS (Liu et al.);
+        # NB201's xautodl steps the same curve per iteration, which differs by under one epoch's decay.
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=cfg.epochs,
+                                                                    eta_min=cfg.w_lr_min)
+        self.data_generator = torch.Generator(device=self.device)
+        self.data_generator.manual_seed(cfg.seed)
+        self.epoch = 0
+        self.global_step = 0
+        self.benchmark = None
+        if cfg.benchmark is not None:
+            from search_spaces.benchmarks import open_benchmark  # loaded only when ground truth is asked for
+            if self.space.benchmark_name is None:
+                raise ValueError(f"benchmark={cfg.benchmark!r}: space {cfg.space!r} has no ground-truth benchmark")
+            self.benchmark = open_benchmark(self.space.benchmark_name, cfg.benchmark)
+
+    # ----- properties the Trainable uses ------------------------------------------------------------
+    @property
+    def total_epochs(self) -> int:
+        return self.cfg.epochs
+
+    @property
+    def done(self) -> bool:
+        return self.epoch >= self.cfg.epochs
+
+    @property
+    def steps_per_epoch(self) -> int:
+        steps = math.ceil(len(self.train) / self.cfg.batch_size)
+        return steps if self.cfg.steps_per_epoch is None else min(steps, self.cfg.steps_per_epoch)
+
+    # ----- the loop ---------------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor, edge_weights: EdgeWeights) -> torch.Tensor:
+        """The supernet forward under the run's autocast setting (bf16 when `amp`)."""
+        model = self.model if self._compiled is None or edge_weights.active is not None else self._compiled
+        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.cfg.amp):
+            return model(x, edge_weights.weights, edge_weights.active)
+
+    def _valid_order(self, count: int) -> torch.Tensor:
+        """`count` validation indices: successive random permutations of the validation half."""
+        n = len(self.valid)
+        perms = [torch.randperm(n, generator=self.data_generator, device=self.device)
+                 for _ in range(math.ceil(count / n))]
+        return torch.cat(perms)[:count]
+
+    def step(self, train_index: torch.Tensor, valid_index: torch.Tensor, lr: float, interval: int = 1
+             ) -> tuple[torch.Tensor, torch.Tensor, int, dict[str, torch.Tensor] | None, int]:
+        """One iteration: draw both batches, the weight step, then the architecture step when this is an
+        `interval`-th weight step. Returns (train loss, correct count, batch size, the update's outputs or
+        None, validation batch size); values are device tensors, so no host sync happens here unless the
+        method needs one by design (GDAS: the sampled op indices). benchmarks/gpu_check.py runs this under
+        torch.cuda.set_sync_debug_mode("error")."""
+        cfg, dist = self.cfg, self.distribution
+        if cfg.compile == "reduce-overhead":
+            torch.compiler.cudagraph_mark_step_begin()  # one training iteration for CUDA graph trees
+        x, y = self.train(train_index, self.data_generator)
+        xv, yv = self.valid(valid_index, self.data_generator)
+        logits = self.forward(x, dist.weights_for_weight_step())
+        loss = _loss_fn(logits, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.optimizer.step()
+        correct = (logits.detach().argmax(dim=-1) == y).sum()
+        self.global_step += 1
+        out = None
+        if self.global_step % interval == 0:
+            ctx = ArchStepContext(self.model, self.forward, _loss_fn, (x, y), (xv, yv), self.optimizer, lr,
+                                  self.global_step, self.epoch, self.total_epochs)
+            out = dist.update(ctx)
+        # a copy: under CUDA graphs the loss lives in the graph's memory, which the next replay overwrites
+        return loss.detach().clone(), correct, y.shape[0], out, yv.shape[0]
+
+    def run_epoch(self) -> dict[str, Any]:
+        """One search epoch; returns its metrics (JSON-able values)."""
+        if self.done:
+            raise RuntimeError(f"the search is complete ({self.epoch}/{self.total_epochs} epochs)")
+        cfg, dist = self.cfg, self.distribution
+        start = time.perf_counter()
+        dist.on_epoch_start(self.epoch, self.total_epochs)
+        lr = float(self.optimizer.param_groups[0]["lr"])
+        B, steps = cfg.batch_size, self.steps_per_epoch
+        train_order = torch.randperm(len(self.train), generator=self.data_generator, device=self.device)
+        valid_order = self._valid_order(min(steps * B, len(self.train)))
+        interval = max(int(dist.update_interval), 1)
+
+        zero = torch.zeros((), device=self.device)
+        train_loss, train_correct, n_train = zero.clone(), zero.clone(), 0
+        arch_sums: dict[str, torch.Tensor] = {}
+        n_valid, arch_steps = 0, 0
+        for i in range(steps):
+            loss, correct, nb, out, nv = self.step(train_order[i * B:(i + 1) * B], valid_order[i * B:(i + 1) * B],
+                                                   lr, interval)
+            train_loss += loss * nb
+            train_correct += correct
+            n_train += nb
+            if out is not None:
+                for k, v in out.items():
+                    arch_sums[k] = arch_sums.get(k, zero) + v.detach().float() * nv
+                n_valid += nv
+                arch_steps += 1
+        self.scheduler.step()
+        self.epoch += 1
+
+        keys = sorted(arch_sums)
+        host = torch.stack([train_loss, train_correct] + [arch_sums[k] for k in keys]).tolist()  # the one sync
+        arch = {k: v / max(n_valid, 1) if n_valid else float("nan") for k, v in zip(keys, host[2:])}
+        metrics: dict[str, Any] = {
+            "epoch": self.epoch,
+            "genotype": dist.most_likely(),
+            "train_loss": host[0] / n_train,
+            "train_acc": 100.0 * host[1] / n_train,
+            "valid_loss": arch.pop("arch_loss", float("nan")),
+            "valid_acc": 100.0 * arch.pop("arch_acc", float("nan")),
+            "entropy": dist.entropy(),
+            "op_probs": json.dumps({g: p.detach().float().cpu().tolist()
+                                    for g, p in dist.op_probabilities().items()}),
+            "lr": lr,
+            "steps": steps,
+            "arch_steps": arch_steps,
+        }
+        metrics.update(arch)
+        metrics.update({k: float(v) for k, v in dist.extra_metrics().items()})
+        if self.benchmark is not None:
+            # a partial table (e.g. a published sample) has no row for most architectures: missing, not invented
+            genotype = metrics["genotype"]
+            record = self.benchmark.record(genotype) if genotype in self.benchmark else {}
+            metrics.update({(k if k.startswith("bench_") else f"bench_{k}"): float(v) for k, v in record.items()})
+        metrics["epoch_time_s"] = time.perf_counter() - start
+        log.info("%s %s epoch %d/%d: train loss %.4f acc %.2f | valid loss %.4f acc %.2f | entropy %.3f | %s "
+                 "(%.1fs)", cfg.method, cfg.dataset, self.epoch, self.total_epochs, metrics["train_loss"],
+                 metrics["train_acc"], metrics["valid_loss"], metrics["valid_acc"], metrics["entropy"],
+                 metrics["genotype"], metrics["epoch_time_s"])
+        return metrics
+
+    # ----- checkpoints ------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume exactly (tensors and plain containers: loads with weights_only)."""
+        rng = rng_state(self.data_generator, self.device)
+        return detached_copy({
+            "format": CHECKPOINT_FORMAT, "config": dict(self.config), "method": self.cfg.method,
+            "epoch": self.epoch, "global_step": self.global_step, "num_valid": len(self.valid),
+            "num_classes": self.num_classes, "model": self.model.state_dict(),
+            "distribution": self.distribution.state_dict(), "weight_optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "rng": rng})
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"checkpoint format {state.get('format')!r} is not {CHECKPOINT_FORMAT}")
+        if state["method"] != self.cfg.method:
+            raise ValueError(f"checkpoint method {state['method']!r} differs from the run's {self.cfg.method!r}")
+        if state["num_valid"] != len(self.valid):
+            raise ValueError(f"checkpoint was written with {state['num_valid']} validation examples, this run "
+                             f"has {len(self.valid)} (different data_root/train_size?)")
+        self.model.load_state_dict(state["model"])
+        self.distribution.load_state_dict(state["distribution"])
+        self.optimizer.load_state_dict(state["weight_optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        load_rng_state(state["rng"], self.data_generator, self.device)
+        self.epoch = int(state["epoch"])
+        self.global_step = int(state["global_step"])
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the checkpoint atomically (a crash mid-write leaves the previous file in place)."""
+        return save_atomic(self.state_dict(), path)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, overrides: dict[str, Any] | None = None, *,
+                        splits: dict[str, DeviceDataset] | None = None) -> SearchRun:
+        """Rebuild a run from `save`'s file; `overrides` may change e.g. data_root or device; `splits` as in
+        the constructor (data already in memory)."""
+        state = _load(path, "cpu")
+        run = cls({**state["config"], **(overrides or {})}, splits=splits)
+        run.load_state_dict(state)
+        return run
+
+
+def checkpoint_file(path: str | os.PathLike) -> str:
+    """The SearchRun file of a trial: `path` itself, or `CHECKPOINT_FILE` inside a Tune checkpoint folder."""
+    p = Path(path)
+    return str(p / CHECKPOINT_FILE if p.is_dir() else p)
+
+
+def _load(path: str | os.PathLike, map_location) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"search checkpoint not found: {path}")
+    return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def load_distribution(checkpoint_path: str | os.PathLike,
+                      device: torch.device | str = "cpu") -> tuple[ArchDistribution, dict[str, Any]]:
+    """The trained distribution of a checkpoint file or Tune checkpoint folder (and the run's config),
+    without supernet or data."""
+    state = _load(checkpoint_file(checkpoint_path), device)
+    config = state["config"]
+    dist = make_distribution(state["method"], get_space(config["space"]), dict(config["method_params"]),
+                             num_valid=state["num_valid"], device=device, seed=config["seed"])
+    dist.load_state_dict(state["distribution"])
+    return dist, config
+
+
+def run_search(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """Run a whole search without Ray; one metrics dict per epoch."""
+    run = SearchRun(config)
+    return [run.run_epoch() for _ in range(run.total_epochs)]

@@ -1,0 +1,86 @@
+"""The search Trainable: one Tune trial = one `SearchRun`, one `step()` = one search epoch.
+
+`setup` builds the run (space, supernet, distribution, data) on the trial's device; `step` runs an epoch and
+returns its metrics plus the trial's identity (method, seed, label, `hp_<name>` columns) so every result row
+stands on its own; `save_checkpoint`/`load_checkpoint` (in `RunTrainable`) write and read the run's complete
+state (weights, distribution, optimizers, RNG states, epoch) through `SearchRun.save` / `load_state_dict`, which
+is what Tune restores a failed trial from. Result rows reach the Parquet store through the driver's
+`ParquetResults` callback (trainables/runs/results.py), not from here, so workers need no access to the results
+folder.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+import ray
+import torch
+
+from trainables.runs.fsfolder import Folder
+from trainables.runs.results import cell, error_message, trial_status, versions
+from trainables.runs.trainable import TRIAL_INFO_PREFIX, RunTrainable, hp_fields, library_versions
+from trainables.search.loop import CHECKPOINT_FILE, SearchRun, checkpoint_file
+
+
+class SearchTrainable(RunTrainable):
+    """`config["trial"]` is a `TrialSpec.as_config()`: label, method, seed, hp and the SearchRun config."""
+
+    checkpoint_name = CHECKPOINT_FILE
+
+    def setup(self, config: dict[str, Any]) -> None:
+        trial = config["trial"]
+        threads = self._cpu_share()
+        if threads:
+            torch.set_num_threads(threads)
+        self.trial = trial
+        self.run = self.build_run(trial["search"])
+        self.identity = {"method": trial["method"], "seed": int(trial["seed"]), "trial_label": trial["label"],
+                         "dataset": trial["search"]["dataset"], "space": trial["search"]["space"],
+                         **hp_fields(trial["hp"])}
+        info = {"device": str(self.run.device), "total_epochs": self.run.total_epochs,
+                "node_id": ray.get_runtime_context().get_node_id(),  # the node this attempt runs on
+                "config_json": json.dumps(trial["search"], sort_keys=True),
+                **{f"version_{k}": v for k, v in library_versions().items()}}
+        self.info = {TRIAL_INFO_PREFIX + k: v for k, v in info.items()}
+
+    def build_run(self, search_config: dict[str, Any]) -> SearchRun:
+        """The SearchRun of this trial (a seam for tests that inject failures)."""
+        return SearchRun(search_config)
+
+    def step(self) -> dict[str, Any]:
+        return self._result(self.run.run_epoch())
+
+
+def trial_row(trial, history: pd.DataFrame | None) -> dict[str, Any]:
+    """The search sweep's `trials` row of a Tune Trial: identity from its config, final metrics, status and
+    checkpoint."""
+    spec = trial.config["trial"]
+    last = dict(trial.last_result or {})
+    search = spec["search"]
+    row: dict[str, Any] = {"trial_label": spec["label"], "method": spec["method"], "seed": int(spec["seed"]),
+                           "dataset": search["dataset"], "space": search["space"]}
+    row.update(hp_fields(spec["hp"]))
+    if history is not None and len(history):
+        final = history.sort_values("epoch").iloc[-1].to_dict()
+        row.update({k: v for k, v in final.items() if k not in row})
+        row["final_genotype"] = final.get("genotype")
+    row["epochs_done"] = int(history["epoch"].max()) if history is not None and len(history) else 0
+    row["total_epochs"] = int(search.get("epochs", last.get(TRIAL_INFO_PREFIX + "total_epochs", 0)))
+    row["status"] = status = trial_status(trial, row["epochs_done"], row["total_epochs"])
+    row["error"] = error_message(trial) if status == "ERROR" else None
+    row["num_failures"] = int(getattr(trial.run_metadata, "num_failures", 0))
+    ckpt = trial.checkpoint
+    if ckpt is not None:  # a local path where the checkpoint's filesystem is a local disk (also under a SubTree)
+        where = Folder(ckpt.filesystem, ckpt.path)
+        row["checkpoint_path"] = checkpoint_file(where.local_path() or ckpt.path)
+    else:
+        row["checkpoint_path"] = None
+    row["trial_path"] = trial.path
+    row["config_json"] = json.dumps(search, sort_keys=True)
+    row.update(versions(last))
+    row["device"] = last.get(TRIAL_INFO_PREFIX + "device")
+    row["node_id"] = last.get(TRIAL_INFO_PREFIX + "node_id")  # of the last attempt (a retry may move it)
+    row["node_ip"] = last.get("node_ip")
+    return {k: cell(v) for k, v in row.items()}
