@@ -10,6 +10,8 @@ Reads the `final` table of every run folder given to the report that has one (a 
   the table's at the protocol's epoch budget (`bench_*` columns written by the training driver).
 
 `final_section(run_dirs) -> list[str]` gives the Markdown lines; `final_frame(run_dirs)` the rows behind them.
+An unreadable `final` file is a `trainables.runs.store.CorruptTableError` naming it; given a `skipped` list,
+both leave such files out and append them there (the report lists them).
 """
 
 from __future__ import annotations
@@ -27,13 +29,15 @@ from trainables.runs import store
 FINAL = "final"
 OK_STATUS = "TERMINATED"
 
-def final_frame(run_dirs: Mapping[str, str | os.PathLike] | Iterable[str | os.PathLike]) -> pd.DataFrame:
-    """The `final` rows of every run folder that has them (a `run` column names the folder)."""
+def final_frame(run_dirs: Mapping[str, str | os.PathLike] | Iterable[str | os.PathLike],
+                skipped: list[store.Unreadable] | None = None) -> pd.DataFrame:
+    """The `final` rows of every run folder that has them (a `run` column names the folder); unreadable files
+    raise, or are left out and appended to `skipped` where it is given."""
     items = run_dirs.items() if isinstance(run_dirs, Mapping) else ((Path(p).name, p) for p in run_dirs)
     frames = []
     for name, path in items:
         try:
-            frame = store.read_table(path, FINAL)
+            frame = store.read_table(path, FINAL, skipped=skipped)
         except FileNotFoundError:
             continue
         if len(frame):
@@ -111,11 +115,11 @@ def benchmark_table(final: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def final_section(run_dirs, md_table) -> list[str]:
-    """The report's "Final training" lines (empty when no run folder has a `final` table).
+def final_section(run_dirs, md_table, skipped: list[store.Unreadable] | None = None) -> list[str]:
+    """The report's "Final training" lines (empty when no run folder has a readable `final` table).
 
-    `md_table` renders a DataFrame as Markdown (the report's own helper)."""
-    final = final_frame(run_dirs)
+    `md_table` renders a DataFrame as Markdown (the report's own helper); `skipped` as in `final_frame`."""
+    final = final_frame(run_dirs, skipped=skipped)
     if final.empty:
         return []
     lines = ["## Final training", "",

@@ -5,12 +5,18 @@ A run directory holds `spec.yaml` and the Parquet tables the sweep writes (`trai
 files, filters pushed down, hidden/temporary files skipped, the `trial_id` partition key restored as a string
 column). Several run directories, or a glob, load as one set with a `run` column; a
 missing table becomes an empty frame with the table's core columns and a note in `RunTables.notes`.
+
+An unreadable Parquet file (not Parquet, truncated, damaged, or a column whose type the table's other files do
+not share) is one `CorruptTableError` (a ValueError; `.path`, `.reason`, `.files`) naming the file and why;
+`load(..., skip_corrupt=True)` leaves such files out instead, warns (`SkippedFileWarning`) naming each, and lists
+them in `RunTables.skipped`.
 """
 
 from __future__ import annotations
 
 import glob
 import os
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +29,12 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import yaml
 
+from trainables.runs import store
 from trainables.runs.fsfolder import Folder, is_uri, location
+from trainables.runs.store import CorruptTableError, Unreadable
+
+__all__ = ["CORE_COLUMNS", "TABLES", "CorruptTableError", "RunTables", "SkippedFileWarning", "Unreadable", "load",
+           "read_table", "resolve_runs"]
 
 TABLES: tuple[str, ...] = ("epochs", "trials", "samples", "selections")
 SPEC_FILE = "spec.yaml"
@@ -41,12 +52,17 @@ STRING_KEYS = frozenset({"trial_id", "run"})
 _FILTER_OPS = {"==", "=", "!=", "<", "<=", ">", ">=", "in", "not in"}
 
 
+class SkippedFileWarning(UserWarning):
+    """`load(..., skip_corrupt=True)` left an unreadable file out (the message names it and says why)."""
+
+
 @dataclass
 class RunTables:
     """The tables of one sweep (or several, with a `run` column), as attributes and as keys.
 
     `spec` is the run's validated spec (a dict) for one run, or {run name: spec} for several; `specs` is always
-    {run name: spec}. `runs` maps run names to their folders; `notes` says what was missing or skipped.
+    {run name: spec}. `runs` maps run names to their folders; `notes` says what was missing or read unfiltered;
+    `skipped` the unreadable files left out (`load(..., skip_corrupt=True)`), each with its path and reason.
     """
 
     epochs: pd.DataFrame
@@ -57,6 +73,7 @@ class RunTables:
     specs: dict[str, dict] = field(default_factory=dict)
     runs: dict[str, Path | Folder] = field(default_factory=dict)  # Path where the folder is on a local disk
     notes: list[str] = field(default_factory=list)
+    skipped: list[Unreadable] = field(default_factory=list)
 
     def __getitem__(self, key: str) -> Any:
         if key not in _KEYS:
@@ -199,39 +216,48 @@ def _restore_dtype(values: pd.Series, key: str) -> pd.Series:
     return values.astype("object")
 
 
-def read_table(folder: str | os.PathLike | Folder, filters: Any = None) -> pd.DataFrame:
+def read_table(folder: str | os.PathLike | Folder, filters: Any = None,
+               skipped: list[Unreadable] | None = None) -> pd.DataFrame:
     """One hive-partitioned table folder as pandas, through a pyarrow dataset over the union of the files'
     schemas (a column that only some trials have is kept; all-null columns widen to the other files' type).
 
     `filters`: as `load`'s. Partition keys (e.g. trial_id) are columns again, first, with their dtype restored.
+    An unreadable file is a CorruptTableError naming it; given a `skipped` list, such files are left out and
+    appended to it.
     """
     folder = location(folder)
     expr, _ = _normalise_filters(filters)
     files = _table_files(folder)
     if not files:
         return pd.DataFrame()
+    schemas, bad = store.scan_files(files)
+    store.settle(bad, skipped)
+    if not schemas:
+        return pd.DataFrame()
+    files = [f for f, _ in schemas]
     try:
-        schema = pa.unify_schemas([pq.read_schema(f.path, filesystem=f.fs).remove_metadata() for f in files],
-                                  promote_options="permissive")
+        schema = pa.unify_schemas([s for _, s in schemas], promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
         raise ValueError(f"{folder}: the Parquet files do not share compatible columns ({err})") from None
     keys = [k for k in _partition_keys(folder, files) if k not in schema.names]
     part_schema = pa.schema([(k, pa.string()) for k in keys])
     partitioning = ds.partitioning(part_schema, flavor="hive") if keys else None
-    dataset = ds.dataset([f.path for f in files], format="parquet", partitioning=partitioning, filesystem=folder.fs,
-                         partition_base_dir=folder.path, schema=pa.unify_schemas([schema, part_schema]))
-    frame = dataset.to_table(filter=expr).to_pandas()
+    table, bad = store.read_files(folder, files, pa.unify_schemas([schema, part_schema]), partitioning,
+                                  filter=expr)
+    store.settle(bad, skipped)
+    frame = table.to_pandas()
     for k in keys:
         frame[k] = _restore_dtype(frame[k], k)
     return frame[keys + [c for c in frame.columns if c not in keys]]
 
 
 def _table_columns(folder: Folder) -> set[str]:
-    """Column names of a stored table (file metadata only): the union over its files plus partition keys."""
+    """Column names of a stored table (file metadata only): the union over its readable files plus partition
+    keys (an unreadable file is for `read_table` to report)."""
     files = _table_files(folder)
     names: set[str] = set(_partition_keys(folder, files))
-    for f in files:
-        names.update(pq.read_schema(f.path, filesystem=f.fs).names)
+    for _, schema in store.scan_files(files)[0]:
+        names.update(schema.names)
     return names
 
 
@@ -239,7 +265,8 @@ def _empty(table: str) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype="object") for c in CORE_COLUMNS[table]})
 
 
-def _read_one(run_dir: Folder, table: str, expr: Any, columns: set[str] | None, notes: list[str]) -> pd.DataFrame:
+def _read_one(run_dir: Folder, table: str, expr: Any, columns: set[str] | None, notes: list[str],
+              skipped: list[Unreadable] | None) -> pd.DataFrame:
     folder = run_dir / table
     if not folder.is_dir():
         notes.append(f"{run_dir.name}: no {table!r} table ({folder} is missing)")
@@ -249,9 +276,12 @@ def _read_one(run_dir: Folder, table: str, expr: Any, columns: set[str] | None, 
         if missing:
             notes.append(f"{run_dir.name}: table {table!r} has no column(s) {sorted(missing)}; read unfiltered")
             expr = None
-    frame = read_table(folder, expr)
+    before = len(skipped) if skipped is not None else 0
+    frame = read_table(folder, expr, skipped=skipped)
+    left_out = len(skipped) - before if skipped is not None else 0
     if frame.empty and len(frame.columns) == 0:
-        notes.append(f"{run_dir.name}: table {table!r} has no Parquet files")
+        notes.append(f"{run_dir.name}: table {table!r} has no readable Parquet files" if left_out
+                     else f"{run_dir.name}: table {table!r} has no Parquet files")
         return _empty(table)
     return frame
 
@@ -273,30 +303,37 @@ def _read_spec(run_dir: Folder, notes: list[str]) -> dict:
 
 
 def load(run_dir_or_glob: str | os.PathLike | Folder, *more: str | os.PathLike | Folder,
-         filters: Any = None) -> RunTables:
+         filters: Any = None, skip_corrupt: bool = False) -> RunTables:
     """The tables of one or more run directories (paths, globs, pyarrow filesystem URIs or `Folder`s) as one
     `RunTables`.
 
     `filters` (dict, list of tuples, list of lists, or pyarrow Expression) is pushed down to every table that
     has the filtered columns; a table without them is read unfiltered and a note says so. Every frame gets a
     `run` column (the run folder's name).
+
+    An unreadable Parquet file is a CorruptTableError naming it; with `skip_corrupt=True` such files are left
+    out instead, each with a `SkippedFileWarning` naming it and why, and listed in `RunTables.skipped`.
     """
     runs = resolve_runs([run_dir_or_glob, *more])
     names = _run_names(runs)
     expr, columns = _normalise_filters(filters)
     notes: list[str] = []
+    skipped: list[Unreadable] | None = [] if skip_corrupt else None
     parts: dict[str, list[pd.DataFrame]] = {t: [] for t in TABLES}
     specs: dict[str, dict] = {}
     for name, run_dir in zip(names, runs):
         specs[name] = _read_spec(run_dir, notes)
         for table in TABLES:
-            frame = _read_one(run_dir, table, expr, columns, notes)
+            frame = _read_one(run_dir, table, expr, columns, notes, skipped)
             frame.insert(0, "run", pd.Series([name] * len(frame), index=frame.index, dtype="object"))
             parts[table].append(frame)
     frames = {t: _concat(parts[t]) for t in TABLES}
     spec = specs[names[0]] if len(names) == 1 else dict(specs)
     runs_by_name = {n: r.local_path() or r for n, r in zip(names, runs)}
-    return RunTables(**frames, spec=spec, specs=specs, runs=runs_by_name, notes=notes)
+    for item in skipped or []:
+        warnings.warn(f"skipped unreadable Parquet file {item.path}: {item.reason}", SkippedFileWarning,
+                      stacklevel=2)
+    return RunTables(**frames, spec=spec, specs=specs, runs=runs_by_name, notes=notes, skipped=skipped or [])
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:

@@ -8,11 +8,18 @@ The ground truth belongs to the run's benchmark: the table file is the spec's `b
 read by the benchmark of the run's space (`SearchSpace.benchmark_name`; the space from the rows, else the
 spec), which also names the table's columns (`report_columns`), what they mean (`report_note`) and the column
 the plots show (`test_column`). The report knows no space, data set or benchmark by name.
+
+Unreadable Parquet files: the report is built from `load(..., skip_corrupt=True)`, so it writes what it can;
+every file left out (of the sweep tables and of `final`) is listed with its reason under "Skipped files" at the
+top of report.md and in `Report.skipped`. Where no table has a readable file and some were skipped,
+`build_report` raises `NothingToReport` (a CorruptTableError, so a ValueError) before creating `out_dir`; a
+failure while writing removes an `out_dir` it created, so no empty report folder is left behind.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +31,7 @@ from analysis import final as final_mod
 from analysis import plots as plots_mod
 from analysis import tables as tables_mod
 from analysis.frames import open_benchmark_table, tables_space
-from analysis.load import RunTables
+from analysis.load import TABLES, CorruptTableError, RunTables, Unreadable
 
 REPORT_FILE = "report.md"
 ERROR_CHARS = 300
@@ -37,6 +44,14 @@ class Report:
     tables: dict[str, dict[str, Path]] = field(default_factory=dict)
     plots: list[plots_mod.Plot] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    skipped: list[Unreadable] = field(default_factory=list)  # unreadable files left out, with their reasons
+
+
+class NothingToReport(CorruptTableError):
+    """Every table file of the runs that could hold rows is unreadable: no report is written."""
+
+    def __str__(self) -> str:
+        return f"nothing to report, no table could be read: {super().__str__()}"
 
 
 def benchmark_from_specs(tables: RunTables) -> Path | None:
@@ -105,9 +120,11 @@ def _spec_yaml(spec: dict) -> str:
 
 def build_report(tables: RunTables, out_dir: str | Path, benchmark: str | Path | None = None,
                  published: bool | str | Path = True) -> Report:
-    """Write report.md, the plots and the tables into `out_dir` and return what was written."""
+    """Write report.md, the plots and the tables into `out_dir` and return what was written.
+
+    Files the load skipped (`tables.skipped`) and unreadable `final` files are listed under "Skipped files";
+    when nothing readable is left, `NothingToReport` is raised and `out_dir` is not created."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     notes = list(tables.notes)
     if benchmark is None:
         benchmark = benchmark_from_specs(tables)
@@ -115,6 +132,30 @@ def build_report(tables: RunTables, out_dir: str | Path, benchmark: str | Path |
             notes.append("no benchmark table given (--benchmark) or found from the spec: no optimum row")
     elif not Path(benchmark).expanduser().is_file():
         raise FileNotFoundError(f"benchmark table not found: {benchmark}")
+    skipped = list(tables.skipped)
+    final_lines = final_mod.final_section(tables.runs, _md_table, skipped=skipped)
+    if skipped and not final_lines and all(tables[t].empty for t in TABLES):
+        raise NothingToReport(skipped)
+    created = not out_dir.exists()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _write_report(tables, out_dir, benchmark, published, notes, skipped, final_lines)
+    except BaseException:
+        if created:  # no half-written (or empty) report folder of our own left behind
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
+
+
+def _skipped_lines(skipped: list[Unreadable]) -> list[str]:
+    if not skipped:
+        return []
+    return (["## Skipped files", "",
+             f"{len(skipped)} Parquet file(s) could not be read and are left out of everything below:", ""]
+            + [f"- `{u.path}`: {u.reason}" for u in skipped] + [""])
+
+
+def _write_report(tables: RunTables, out_dir: Path, benchmark: str | Path | None, published: bool | str | Path,
+                  notes: list[str], skipped: list[Unreadable], final_lines: list[str]) -> Report:
     chosen, sel_notes = tables_mod.selections_frame(tables, benchmark)
     notes += sel_notes
     written = tables_mod.write_paper_tables(tables, out_dir, benchmark=benchmark, published=published)
@@ -124,6 +165,7 @@ def build_report(tables: RunTables, out_dir: str | Path, benchmark: str | Path |
     lines.append(f"Generated {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M UTC} from "
                  + ", ".join(f"`{p}`" for p in tables.runs.values()) + ".")
     lines.append("")
+    lines += _skipped_lines(skipped)
 
     lines += ["## Trials", ""]
     status = trial_status(tables.trials)
@@ -160,7 +202,7 @@ def build_report(tables: RunTables, out_dir: str | Path, benchmark: str | Path |
 
     lines += arch_mod.section(chosen, tables_mod.run_space(chosen), plots_mod.proxy_columns(tables.samples),
                               out_dir, _md_table)
-    lines += final_mod.final_section(tables.runs, _md_table)
+    lines += final_lines
 
     lines += ["## Plots", ""]
     for plot in made:
@@ -186,4 +228,4 @@ def build_report(tables: RunTables, out_dir: str | Path, benchmark: str | Path |
 
     path = out_dir / REPORT_FILE
     path.write_text("\n".join(lines))
-    return Report(path=path, main_table=main_table, tables=written, plots=made, notes=notes)
+    return Report(path=path, main_table=main_table, tables=written, plots=made, notes=notes, skipped=skipped)

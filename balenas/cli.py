@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "proxies": ("balenas.commands.proxies:main", "run the proxy stage (BaLeNAS-TF) on an existing sweep"),
     "score-space": ("balenas.commands.score_space:main", "score every architecture of a space with proxies"),
     "benchmark": ("balenas.commands.benchmark:main", "convert a ground-truth source to a table, or query it"),
+    "export": ("balenas.commands.export:main", "export a derived network as ONNX, checked in onnxruntime"),
 }
 
 

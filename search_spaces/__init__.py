@@ -12,7 +12,7 @@ import importlib
 
 _LAZY = {name: "space" for name in ("ActiveOps", "ArchWeights", "DEFAULT_SPACE", "SearchSpace", "available_spaces",
                                     "get_space", "register_space")}
-_SUBPACKAGES = ("benchmarks", "darts", "data", "nb1shot1", "nb201")
+_SUBPACKAGES = ("benchmarks", "costs", "darts", "data", "nb1shot1", "nb201")
 
 __all__ = [*_LAZY, *_SUBPACKAGES]
 

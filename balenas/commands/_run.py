@@ -1,7 +1,7 @@
 """Steps the commands share: one log format (`start_logging`), joining or starting Ray (`connect_ray`), and for
 the commands that run a spec on Ray (`balenas sweep`, `balenas train`) the same run options (`add_run_options`),
-the spec validated before Ray starts (bad input: one `error:` line, exit status 2, `load_checked_spec`,
-`run_checked`), and the same closing resume / failure hint (`print_outcome`).
+the spec and the results folder checked before Ray starts (bad input: one `error:` line, exit status 2,
+`load_checked_spec`, `run_checked`), and the same closing resume / failure hint (`print_outcome`).
 """
 
 from __future__ import annotations
@@ -56,20 +56,44 @@ def bad_input(err: BaseException) -> int:
 
 
 def load_checked_spec(load: Callable[[], SpecT], check_paths: Callable[[SpecT], Any],
-                      args: argparse.Namespace) -> SpecT | int:
-    """The spec from `load()`, honouring --no-download and --no-check-paths; the exit status on bad input."""
+                      args: argparse.Namespace, error: type | None = None, kind: str = "sweep") -> SpecT | int:
+    """The spec from `load()`, its results folder checked (`check_run_storage`), then its data (honouring
+    --no-download and --no-check-paths); the exit status on bad input. All before Ray starts. `error`: the
+    spec's SpecError class (its `kind` names the spec in a message about the file itself); `kind` names the run
+    ("sweep", "training")."""
+    from search_spaces.data import DataCheckError
     from search_spaces.data.download import DownloadError
-    from trainables.sweep.spec import SpecError
+    from trainables.runs.spec import SpecError, read_spec_text
 
     try:
+        read_spec_text(args.spec, error or SpecError)  # a readable UTF-8 file, else one error naming path and byte
         spec = load()
+    except (SpecError, FileNotFoundError) as err:
+        return bad_input(err)
+    status = check_run_storage(spec, args, kind)
+    if status is not None:
+        return status
+    try:
         if args.no_download:
             spec = spec.model_copy(update={"download": False})
         if not args.no_check_paths:
             check_paths(spec)
-    except (SpecError, FileNotFoundError, DownloadError) as err:
+    except (SpecError, FileNotFoundError, DownloadError, DataCheckError) as err:
         return bad_input(err)
     return spec
+
+
+def check_run_storage(spec: Any, args: argparse.Namespace, kind: str = "sweep") -> int | None:
+    """The results folder `<storage>/<spec.name>` checked before Ray starts and before any download
+    (`trainables.runs.tuner.check_storage`: scheme, reachable, no file in the way, writable, the run folder's name
+    free or, with --resume, a run of this `kind` there), creating nothing; the exit status on bad input."""
+    from trainables.runs.tuner import DEFAULT_STORAGE, check_storage
+
+    try:
+        check_storage(args.storage or spec.storage or DEFAULT_STORAGE, spec.name, resume=args.resume, kind=kind)
+    except (FileExistsError, FileNotFoundError, ValueError, ConnectionError) as err:
+        return bad_input(err)
+    return None
 
 
 def ray_init_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -101,3 +125,15 @@ def print_outcome(result: Any, args: argparse.Namespace, prog: str, failed_hint:
               + (f" --storage {args.storage}" if args.storage else ""))
     elif len(result.failed):
         print(f"{len(result.failed)} {failed_hint}")
+
+
+def size_args(pairs: list[str]) -> dict[str, object]:
+    """`--size` values: ['C=4', 'N=1'] -> {'C': 4, 'N': 1}; values that are not integers stay strings (the space
+    rejects them, naming the key)."""
+    out: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--size: expected KEY=VALUE, got {pair!r}")
+        out[key] = int(value) if value.lstrip("-").isdigit() else value
+    return out

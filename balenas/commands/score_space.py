@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from balenas.commands._run import connect_ray, start_logging
+from balenas.commands._run import connect_ray, size_args, start_logging
 
 
 def main(argv: list[str] | None = None, prog: str = "balenas score-space") -> int:
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None, prog: str = "balenas score-space") -> in
     names = proxies.validate_names(args.names)
     args.space = args.space or DEFAULT_SPACE
     try:
-        size = get_space(args.space).sizes("proxy", _size_args(args.size), field="--size")
+        size = get_space(args.space).sizes("proxy", size_args(args.size), field="--size")
     except ValueError as err:
         parser.error(str(err))
     archs = read_arch_list(args.archs, args.space) if args.archs else None
@@ -76,12 +76,3 @@ def main(argv: list[str] | None = None, prog: str = "balenas score-space") -> in
     return 0
 
 
-def _size_args(pairs: list[str]) -> dict[str, object]:
-    """['C=4', 'N=1'] -> {'C': 4, 'N': 1} (values that are not integers stay strings: the space rejects them)."""
-    out: dict[str, object] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--size: expected KEY=VALUE, got {pair!r}")
-        out[key] = int(value) if value.lstrip("-").isdigit() else value
-    return out

@@ -28,9 +28,10 @@ def main(argv: list[str] | None = None, prog: str = "balenas sweep") -> int:
     args = parse_args(argv, prog)
     start_logging()
     from trainables.sweep.driver import run_sweep, summary_table, watched_bench_column
-    from trainables.sweep.spec import check_spec_paths, load_spec
+    from trainables.sweep.spec import SpecError, check_spec_paths, load_spec
 
-    spec = load_checked_spec(lambda: load_spec(args.spec, check_paths=False), check_spec_paths, args)
+    spec = load_checked_spec(lambda: load_spec(args.spec, check_paths=False), check_spec_paths, args, SpecError,
+                             kind="sweep")
     if isinstance(spec, int):
         return spec
     print(f"sweep {spec.name!r}: {len(spec.trials())} trials "

@@ -33,11 +33,11 @@ def main(argv: list[str] | None = None, prog: str = "balenas train") -> int:
     args = parse_args(argv, prog)
     start_logging()
     from trainables.train.driver import run_train, summary_table
-    from trainables.train.spec import check_train_paths, load_train_spec
+    from trainables.train.spec import TrainSpecError, check_train_paths, load_train_spec
 
     spec = load_checked_spec(
         lambda: load_train_spec(args.spec, from_sweep=args.from_sweep, rule=args.rule, check_paths=False),
-        check_train_paths, args)
+        check_train_paths, args, TrainSpecError, kind="training")
     if isinstance(spec, int):
         return spec
     print(f"training {spec.name!r}: {len(spec.trials())} trials ({len(spec.architectures)} architectures x "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -47,6 +48,11 @@ def table_column(dataset: str, split: str, epochs: int) -> str:
 
 class BenchmarkQueryError(ValueError):
     """A (data set, split, epochs) combination the table does not hold."""
+
+
+class BenchmarkFileError(ValueError):
+    """A benchmark file that cannot be read as that benchmark's table: not its format, truncated, a required
+    column missing, or another benchmark's table. The message names the file and what is wrong."""
 
 
 class UnknownArchitectureError(KeyError):
@@ -92,6 +98,19 @@ class Benchmark:
     def canonical_key(self, arch: str) -> str:
         """Validate and normalise a user's architecture; ValueError when malformed."""
         return arch
+
+    @classmethod
+    def open(cls, path: Path | str) -> Benchmark:
+        """The benchmark read from `path`: FileNotFoundError when it is missing, BenchmarkFileError (naming the
+        file and the problem) when it is not this benchmark's table."""
+        raise NotImplementedError(f"{cls.__name__} defines no `open`")
+
+    @classmethod
+    def check(cls, path: Path | str) -> None:
+        """Raise what `open` would (FileNotFoundError, BenchmarkFileError) for a file that cannot serve as this
+        benchmark, before any run starts. By default it opens the file; a benchmark whose tables are large may
+        check less (their format, metadata and columns)."""
+        cls.open(path)
 
     # ---- budgets and columns -------------------------------------------------------------------------
     def epochs(self) -> list[int]:

@@ -65,3 +65,27 @@ def open_benchmark(name: str, path: Path | str | None = None) -> Benchmark:
     """Open benchmark `name` ('nb201', ...) from `path` (its compact Parquet table, or a source it reads);
     without a path (or with the benchmark's name as the path), the table shipped with the package."""
     return benchmark_class(name).open(table_path(name, path))
+
+
+def check_benchmark(name: str, path: Path | str | None = None) -> None:
+    """Raise what opening benchmark `name` from `path` would, before a run starts: FileNotFoundError for a
+    missing file, `BenchmarkFileError` (a ValueError naming the file) for one that is not that benchmark's table
+    (its format, required columns, the benchmark it was converted for). Packaged tables are not re-read."""
+    if path is None or str(path) == name:
+        table_path(name, path)  # raises for a benchmark that ships no table
+        return
+    benchmark_class(name).check(table_path(name, path))
+
+
+def value_problem(name: str | None, value: str | Path | None, space: str) -> str | None:
+    """Why `value` (a spec's `benchmark:`, a table path or a packaged table's name) cannot serve space `space`,
+    whose benchmark is `name`, found without reading a file: the space has no ground truth, or `value` names the
+    packaged table of another benchmark. None when it may serve."""
+    if value is None:
+        return None
+    if name is None:
+        return f"space {space!r} has no ground-truth benchmark; leave `benchmark` out (got {str(value)!r})"
+    if is_builtin_reference(value) and str(value) != name:
+        return (f"{str(value)!r} is the packaged table of benchmark {str(value)!r}, but space {space!r} reads "
+                f"benchmark {name!r} (got {str(value)!r})")
+    return None

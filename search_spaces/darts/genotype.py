@@ -13,6 +13,7 @@ Compact form: NASLib's `[[(input, op), ...8 normal], [(input, op), ...8 reduce]]
 from __future__ import annotations
 
 import ast
+import reprlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -39,6 +40,22 @@ EDGES: tuple[tuple[int, int], ...] = tuple((i, j) for i in range(NUM_NODES) for 
 
 Pair = tuple[str, int]
 
+#: the most characters of a bad value an error message shows
+MAX_SHOWN = 200
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = MAX_SHOWN
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxset = _REPR.maxdict = 16
+_REPR.maxlong = 40
+
+
+def _shown(value, limit: int = MAX_SHOWN) -> str:
+    """`repr(value)` of at most `limit` characters, a longer one cut with an ellipsis; a huge value is never
+    rendered whole (`reprlib`)."""
+    text = _REPR.repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
 
 def _check_cell(cell: str, pairs: Sequence) -> tuple[Pair, ...]:
     """Validate one cell's (op, input) pairs; returns them with each node's two pairs ordered by input."""
@@ -52,13 +69,13 @@ def _check_cell(cell: str, pairs: Sequence) -> tuple[Pair, ...]:
         for k in (2 * node, 2 * node + 1):
             pair = pairs[k]
             if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
-                raise ValueError(f"Genotype {cell}[{k}]: expected an (op, input) pair, got {pair!r}")
+                raise ValueError(f"Genotype {cell}[{k}]: expected an (op, input) pair, got {_shown(pair)}")
             op, source = pair
             if op not in OPS or op == "none":
-                raise ValueError(f"Genotype {cell}[{k}]: unknown op {op!r}; expected one of "
+                raise ValueError(f"Genotype {cell}[{k}]: unknown op {_shown(op)}; expected one of "
                                  f"{', '.join(COMPACT_OPS)}")
             if isinstance(source, bool) or not isinstance(source, int) or not 0 <= source < node + 2:
-                raise ValueError(f"Genotype {cell}[{k}]: input {source!r} of node {node + 2} is out of range; "
+                raise ValueError(f"Genotype {cell}[{k}]: input {_shown(source)} of node {node + 2} is out of range; "
                                  f"node {node + 2} takes inputs 0..{node + 1}")
             kept.append((op, source))
         if kept[0][1] == kept[1][1]:
@@ -103,27 +120,31 @@ class Genotype:
         if isinstance(text, Genotype):
             return text
         if not isinstance(text, str):
-            raise ValueError(f"a genotype must be a string like {FORMAT}; got {type(text).__name__} {text!r}")
+            raise ValueError(f"a genotype must be a string like {FORMAT}; got {type(text).__name__} {_shown(text)}")
         try:
             call = ast.parse(text.strip(), mode="eval").body
-        except SyntaxError:
+        except (SyntaxError, ValueError, MemoryError, RecursionError):
             call = None
         if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "Genotype"
                 and not call.args):
-            raise ValueError(f"not a DARTS genotype: {text[:120]!r}; expected {FORMAT}")
+            raise ValueError(f"not a DARTS genotype: {_shown(text)}; expected {FORMAT}")
         fields = {}
         for kw in call.keywords:
             if kw.arg not in ("normal", "normal_concat", "reduce", "reduce_concat"):
-                raise ValueError(f"genotype field {kw.arg!r} is not one of normal, normal_concat, reduce, "
+                raise ValueError(f"genotype field {_shown(kw.arg)} is not one of normal, normal_concat, reduce, "
                                  f"reduce_concat; expected {FORMAT}")
             fields[kw.arg] = _literal(kw.value, kw.arg)
         for name in ("normal", "reduce"):
             if name not in fields:
                 raise ValueError(f"genotype lacks field {name!r}; expected {FORMAT}")
+            if not isinstance(fields[name], (list, tuple)):
+                raise ValueError(f"genotype {name} must be a list of 8 (op, input) pairs, got "
+                                 f"{_shown(fields[name])}")
             concat = fields.get(f"{name}_concat", list(CONCAT))
-            if list(concat) != list(CONCAT):
-                raise ValueError(f"genotype {name}_concat must be [2, 3, 4, 5] in the DARTS space, got {concat!r}")
-        return cls(tuple(map(tuple, fields["normal"])), tuple(map(tuple, fields["reduce"])))
+            if not _is_concat(concat):
+                raise ValueError(f"genotype {name}_concat must be [2, 3, 4, 5] in the DARTS space, got "
+                                 f"{_shown(concat)}")
+        return cls(tuple(fields["normal"]), tuple(fields["reduce"]))
 
     # ----- NASLib's compact encoding ----------------------------------------------------------------------
     @classmethod
@@ -132,21 +153,23 @@ class Genotype:
         if isinstance(obj, str):
             try:
                 obj = ast.literal_eval(obj.strip())
-            except (ValueError, SyntaxError) as err:
-                raise ValueError(f"not a compact DARTS encoding: {obj[:120]!r} ({err}); expected "
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError) as err:
+                raise ValueError(f"not a compact DARTS encoding: {_shown(obj)} ({_shown(str(err))}); expected "
                                  "[[(input, op), ...8 pairs], [(input, op), ...8 pairs]]") from None
         if not (isinstance(obj, (list, tuple)) and len(obj) == 2):
-            raise ValueError(f"a compact DARTS encoding is two cells [normal, reduce], got {obj!r}")
+            raise ValueError(f"a compact DARTS encoding is two cells [normal, reduce], got {_shown(obj)}")
         cells = []
         for name, pairs in zip(CELLS, obj):
+            if not isinstance(pairs, (list, tuple)):
+                raise ValueError(f"compact {name}: expected a list of (input, op) pairs, got {_shown(pairs)}")
             cell = []
             for k, pair in enumerate(pairs):
                 if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
-                    raise ValueError(f"compact {name}[{k}]: expected an (input, op) pair, got {pair!r}")
+                    raise ValueError(f"compact {name}[{k}]: expected an (input, op) pair, got {_shown(pair)}")
                 source, op = pair
                 if isinstance(op, bool) or not isinstance(op, int) or not 0 <= op < len(COMPACT_OPS):
-                    raise ValueError(f"compact {name}[{k}]: op index {op!r} is out of range 0..{len(COMPACT_OPS) - 1} "
-                                     f"({', '.join(COMPACT_OPS)})")
+                    raise ValueError(f"compact {name}[{k}]: op index {_shown(op)} is out of range "
+                                     f"0..{len(COMPACT_OPS) - 1} ({', '.join(COMPACT_OPS)})")
                 cell.append((COMPACT_OPS[op], source))
             cells.append(tuple(cell))
         return cls(*cells)
@@ -156,13 +179,41 @@ class Genotype:
 
 
 def _literal(node: ast.AST, field: str):
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "range":
-        return list(range(*(_literal(a, field) for a in node.args)))
+    """A field's value: a Python literal (`ast.literal_eval`, never `eval`), or for a concat `range(...)` as a
+    range object (its integer arguments checked, never expanded)."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "range" \
+            and field.endswith("_concat"):
+        return _range(node, field)
     try:
         return ast.literal_eval(node)
-    except ValueError:
-        raise ValueError(f"genotype field {field!r} is not a literal: {ast.unparse(node)!r}; expected {FORMAT}") \
-            from None
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        raise ValueError(f"genotype field {field!r} is not a literal: {_shown(ast.unparse(node))}; expected "
+                         f"{FORMAT}") from None
+
+
+def _range(node: ast.Call, field: str) -> range:
+    """`range(a[, b[, c]])` of integer literals as a range object (a length of 10**9 costs nothing)."""
+    args = []
+    for arg in node.args:
+        try:
+            value = ast.literal_eval(arg)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            value = None
+        if isinstance(value, bool) or not isinstance(value, int):
+            args = None
+            break
+        args.append(value)
+    if node.keywords or not args or len(args) > 3 or (len(args) == 3 and args[2] == 0):
+        raise ValueError(f"genotype field {field!r}: {_shown(ast.unparse(node))} is not range(start, stop[, step]) "
+                         f"of integers (step not 0); expected [2, 3, 4, 5] or range(2, 6)")
+    return range(*args)
+
+
+def _is_concat(value) -> bool:
+    """Whether a parsed concat is DARTS' [2, 3, 4, 5] (a range is compared as a range, without expanding it)."""
+    if isinstance(value, range):
+        return value == range(CONCAT[0], CONCAT[-1] + 1)
+    return isinstance(value, (list, tuple)) and len(value) == len(CONCAT) and list(value) == list(CONCAT)
 
 
 def canonical(arch) -> str:

@@ -20,7 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from search_spaces.benchmarks.base import Benchmark, ReportColumn, UnknownArchitectureError, bench_column
+from search_spaces.benchmarks.base import (
+    Benchmark,
+    BenchmarkFileError,
+    ReportColumn,
+    UnknownArchitectureError,
+    bench_column,
+)
+from search_spaces.benchmarks.table_io import stored_benchmark
 from search_spaces.darts.genotype import Genotype, canonical
 
 DATASET = "cifar10"
@@ -76,27 +83,61 @@ class NB301ZCBenchmark(Benchmark):
 
     @classmethod
     def open(cls, path: Path | str) -> NB301ZCBenchmark:
+        """NASLib's zero-cost JSON (or a subset); FileNotFoundError says where to get it, a BenchmarkFileError (a
+        ValueError) names the file and what is wrong: not JSON (or truncated), not NASLib's layout, a bad
+        genotype key or value, no `val_accuracy` at all."""
         path = Path(path).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"NB301 zero-cost file not found: {path}; {HELP}")
+        with open(path, "rb") as f:
+            if f.read(4) == b"PAR1":
+                name = stored_benchmark(path)
+                what = f"the {name!r} benchmark table" if name else "a table"
+                raise BenchmarkFileError(f"{path}: a Parquet file ({what}), not NASLib's NB301 zero-cost JSON; {HELP}")
         try:
             data = json.loads(path.read_text())
             rows = data["nasbench301"][DATASET]
+            if not isinstance(rows, dict):
+                raise TypeError(f"nasbench301.{DATASET} is a {type(rows).__name__}, not a mapping of genotypes")
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as err:
-            raise ValueError(f"{path}: not a NASLib NB301 zero-cost file ({type(err).__name__}: {err}); "
-                             f"{HELP}") from None
+            raise BenchmarkFileError(f"{path}: not a NASLib NB301 zero-cost file ({type(err).__name__}: {err}); "
+                                     f"{HELP}") from None
+        if not rows:
+            raise BenchmarkFileError(f"{path}: nasbench301.{DATASET} holds no genotypes; {HELP}")
         keys, acc, extras = [], [], {"naslib_params_M": [], "naslib_flops_M": [], "nb301_index": [],
                                      **{f"zc_{p}": [] for p in PROXY_COLUMNS}}
+        fields = {"naslib_params_M": "params", "naslib_flops_M": "flops", "nb301_index": "nb301_index",
+                  **{f"zc_{p}": p for p in PROXY_COLUMNS}}
         for compact, value in rows.items():
             try:
                 keys.append(str(Genotype.from_compact(compact)))
             except ValueError as err:
-                raise ValueError(f"{path}: bad genotype key {compact[:80]!r}: {err}") from None
-            acc.append(float(value.get("val_accuracy", math.nan)))
-            extras["naslib_params_M"].append(float(value.get("params", math.nan)))
-            extras["naslib_flops_M"].append(float(value.get("flops", math.nan)))
-            extras["nb301_index"].append(float(value.get("nb301_index", math.nan)))
-            for p in PROXY_COLUMNS:
-                extras[f"zc_{p}"].append(float(value.get(p, math.nan)))
+                raise BenchmarkFileError(f"{path}: bad genotype key {compact[:80]!r}: {err}") from None
+            if not isinstance(value, dict):
+                raise BenchmarkFileError(f"{path}: the entry of genotype {compact[:80]!r} is a "
+                                         f"{type(value).__name__}, not a mapping of values; {HELP}")
+            try:
+                acc.append(_number(value.get("val_accuracy")))
+                for column, field in fields.items():
+                    extras[column].append(_number(value.get(field)))
+            except (TypeError, ValueError) as err:
+                raise BenchmarkFileError(f"{path}: genotype {compact[:80]!r}: {err}") from None
+        if all(math.isnan(a) for a in acc):
+            raise BenchmarkFileError(f"{path}: no genotype has a 'val_accuracy'; {HELP}")
         metrics = {(DATASET, "valid", EPOCHS): np.asarray(acc)}
-        return cls(keys, metrics, {k: np.asarray(v) for k, v in extras.items()}, source=path.name)
+        try:
+            return cls(keys, metrics, {k: np.asarray(v) for k, v in extras.items()}, source=path.name)
+        except ValueError as err:  # the same genotype under two keys
+            raise BenchmarkFileError(f"{path}: {err}") from None
+
+
+def _number(value) -> float:
+    """A JSON value as a float (None: NaN; NASLib's `{"score": x, "time": t}` form of a proxy: x); a TypeError
+    names a value that is not a number."""
+    if isinstance(value, dict) and "score" in value:
+        value = value["score"]
+    if value is None:
+        return math.nan
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"expected a number, got {value!r}")
+    return float(value)

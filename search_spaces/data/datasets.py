@@ -45,13 +45,17 @@ from search_spaces.data import readers
 from search_spaces.data.device import DeviceDataset
 from search_spaces.data.image_folder import (
     EVAL_RESIZE,
+    IMAGE_EXTENSIONS,
     IMAGE_SIZE,
     IMAGENET_MEAN,
     IMAGENET_STD,
+    MAX_UNREADABLE_FRACTION,
     ImageFolderDataset,
+    class_folders_without_images,
     find_classes,
     same_classes,
 )
+from search_spaces.data.safe_pickle import scan_pickle
 from search_spaces.data.splits import official_files, read_split_file, seeded_halves
 
 log = logging.getLogger(__name__)
@@ -76,6 +80,7 @@ class DatasetSpec:
     official_count: int  # images in the halved set when the files are the official ones
     official_md5: dict[str, str]  # files (in the located folder) whose md5 proves the official order
     splits: dict[str, tuple[str, int | None]] = field(default_factory=dict)  # name -> (set, half or None)
+    files: Callable[[Path], list[Path]] | None = None  # root -> every file `read` reads (checked before Ray)
 
 
 def _scaled(values) -> tuple[float, float, float]:
@@ -91,15 +96,16 @@ DATASETS: dict[str, DatasetSpec] = {
         readers.read_cifar10, readers.cifar10_folder, "train", ("train", "valid"), 50_000,
         {k: v for k, v in readers.CIFAR10_OFFICIAL_MD5.items() if k.startswith("data_batch")},
         {"train": ("train", None), "test": ("test", None), "search-train": ("train", 0),
-         "search-valid": ("train", 1)}),
+         "search-valid": ("train", 1)}, readers.cifar10_files),
     "cifar100": DatasetSpec(
         "cifar100", 100, 32, 4, _scaled([129.3, 124.1, 112.4]), _scaled([68.2, 65.4, 70.4]),
         readers.read_cifar100, readers.cifar100_folder, "test", ("xvalid", "xtest"), 10_000,
-        {"test": readers.CIFAR100_OFFICIAL_MD5["test"]}, _TEST_HALF_SPLITS),
+        {"test": readers.CIFAR100_OFFICIAL_MD5["test"]}, _TEST_HALF_SPLITS, readers.cifar100_files),
     "ImageNet16-120": DatasetSpec(
         "ImageNet16-120", 120, 16, 2, _scaled([122.68, 116.66, 104.01]), _scaled([63.22, 61.26, 65.09]),
         partial(readers.read_imagenet16, num_classes=120), readers.imagenet16_folder, "test",
-        ("xvalid", "xtest"), 6_000, dict(readers.IMAGENET16_OFFICIAL_MD5), _TEST_HALF_SPLITS),
+        ("xvalid", "xtest"), 6_000, dict(readers.IMAGENET16_OFFICIAL_MD5), _TEST_HALF_SPLITS,
+        readers.imagenet16_files),
 }
 
 
@@ -119,6 +125,8 @@ class FolderDatasetSpec:
     manual_steps: str  # how to place the files by hand; {root} is the data root
     image_size: int = IMAGE_SIZE
     eval_resize: int = EVAL_RESIZE
+    #: unreadable images tolerated (skipped, replaced, counted) before a batch fails: ImageFolderDataset's setting
+    max_unreadable_fraction: float = MAX_UNREADABLE_FRACTION
 
 
 IMAGENET_STEPS = (
@@ -169,25 +177,31 @@ IMAGENET16_STEPS = ("ImageNet16-120 has no official direct download. To place it
                     "that holds 'ImageNet16'.")
 
 
-def prepare_dataset(dataset: str, root: Path | str | None, *, download: bool = True, progress: bool = True) -> Path:
-    """The resolved data root holding `dataset`, downloading it first where it is missing and `download` allows.
+def prepare_dataset(dataset: str, root: Path | str | None, *, download: bool = True, progress: bool = True,
+                    check_files: bool = True) -> Path:
+    """The resolved data root holding `dataset`, downloading it first where it is missing and `download` allows,
+    and (`check_files`, what the commands run before Ray starts) its files checked cheaply: `check_dataset_files`.
 
     Raises FileNotFoundError (data missing, download off or impossible) or download.DownloadError (no network,
-    HTTP error, checksum mismatch); both name the expected path and how to place the files by hand.
+    HTTP error, checksum mismatch), both naming the expected path and how to place the files by hand; a
+    DataCheckError (a ValueError; PickleFileError for a batch) names a file or folder that is there but unusable.
     """
     from search_spaces.data import download as downloads
 
     if dataset in FOLDER_DATASETS:
         root = resolve_data_root(root)
-        check_folders(FOLDER_DATASETS[dataset], root)
+        check_folders(FOLDER_DATASETS[dataset], root, images=check_files)
         return root
     spec = dataset_spec(dataset)
     root = resolve_data_root(root)
     try:
         spec.locate(root)
-        return root
     except FileNotFoundError as err:
         missing = err
+    else:
+        if check_files:
+            check_dataset_files(dataset, root)
+        return root
     archive = downloads.SOURCES.get(dataset)
     if archive is None:
         raise FileNotFoundError(f"{missing} {IMAGENET16_STEPS.format(root=root)}" if dataset == "ImageNet16-120"
@@ -197,7 +211,23 @@ def prepare_dataset(dataset: str, root: Path | str | None, *, download: bool = T
                                 f"downloading is off (download: false / --no-download). "
                                 f"{downloads.manual_steps(archive, root)}")
     downloads.fetch(dataset, root, progress=progress)
+    if check_files:
+        check_dataset_files(dataset, root)
     return root
+
+
+def check_dataset_files(dataset: str, root: Path) -> list[Path]:
+    """Every file an NB201 data set's reader will read, checked without unpickling (`safe_pickle.scan_pickle`: the
+    header, the stream complete within the file's size, no global beyond numpy's array reconstruction); returns
+    them. FileNotFoundError for a missing one, PickleFileError naming the file and what is wrong. Cheap: a pass
+    over each file's opcodes with the pixel payloads skipped (~50 ms per CIFAR batch), so the commands run it
+    before Ray starts and a truncated or tampered batch is reported in seconds, not inside every trial."""
+    spec = dataset_spec(dataset)
+    files = spec.files(root) if spec.files is not None else []
+    for path in files:
+        scan_pickle(path)
+    log.info("%s: %d data file(s) checked in %s", dataset, len(files), spec.locate(root))
+    return files
 
 
 def locate_folders(spec: FolderDatasetSpec, root: Path) -> Path:
@@ -218,16 +248,27 @@ def locate_folders(spec: FolderDatasetSpec, root: Path) -> Path:
     return base
 
 
-def check_folders(spec: FolderDatasetSpec, root: Path) -> tuple[Path, list[str]]:
-    """(the folder holding the split folders, the class names), checking by listing folders (not images) that
-    every split folder exists and holds the training split's class folders. FileNotFoundError (with the manual
-    steps) for a missing folder or no class folders; ValueError for class folders that differ between splits."""
+def check_folders(spec: FolderDatasetSpec, root: Path, *, images: bool = False) -> tuple[Path, list[str]]:
+    """(the folder holding the split folders, the class names), checking by listing folders (no image is opened)
+    that every split folder exists and holds the training split's class folders, and with `images` that every
+    class folder of every split holds an image (listing until the first one). FileNotFoundError (with the manual
+    steps) for a missing folder, no class folders or class folders without images (all of them named);
+    DataCheckError (a ValueError) naming the folder whose class folders differ from the training split's."""
     base = locate_folders(spec, root)
     try:
         classes = find_classes(base / spec.folders["train"])
         for name, folder in spec.folders.items():
             if name != "train":
                 same_classes(base / folder, classes)
+        if images:
+            empty = [path for folder in dict.fromkeys(spec.folders.values())
+                     for path in class_folders_without_images(base / folder, classes)]
+            if len(empty) == 1:
+                raise FileNotFoundError(f"class folder {empty[0]} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+            if empty:
+                shown = ", ".join(map(str, empty[:10])) + (f" and {len(empty) - 10} more" if len(empty) > 10 else "")
+                raise FileNotFoundError(f"{len(empty)} class folders hold no images ({', '.join(IMAGE_EXTENSIONS)}): "
+                                        f"{shown}")
     except FileNotFoundError as err:
         raise FileNotFoundError(f"{spec.name}: {err}. {spec.manual_steps.format(root=root)}") from None
     return base, classes
@@ -248,7 +289,8 @@ def _load_folder_splits(spec: FolderDatasetSpec, root: Path | str | None, splits
         for name in splits:
             data = ImageFolderDataset.from_folder(
                 base / spec.folders[name], classes=classes, device=device, name=f"{spec.name}/{name}",
-                mean=spec.mean, std=spec.std, image_size=spec.image_size, eval_resize=spec.eval_resize)
+                mean=spec.mean, std=spec.std, image_size=spec.image_size, eval_resize=spec.eval_resize,
+                max_unreadable_fraction=spec.max_unreadable_fraction)
             out[name] = data.subset(subset, subset_seed)
     except FileNotFoundError as err:
         raise FileNotFoundError(f"{spec.name}: {err}. {spec.manual_steps.format(root=root)}") from None
@@ -294,7 +336,7 @@ def load_splits(dataset: str, root: Path | str | None, splits: Iterable[str], *,
     for name in splits:
         if name not in spec.splits:
             raise ValueError(f"unknown split {name!r} for {dataset}; expected one of {', '.join(spec.splits)}")
-    root = prepare_dataset(dataset, root, download=download)
+    root = prepare_dataset(dataset, root, download=download, check_files=False)  # the reads check every file
     if split_file is not None and not Path(split_file).expanduser().is_file():
         raise FileNotFoundError(f"split file not found: {split_file} (NB201's split files: "
                                 f"{readers.NB201_SPLITS_SOURCE})")

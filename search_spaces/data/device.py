@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -25,6 +26,8 @@ class DeviceDataset:
     name: str = ""
     #: zero padding of the random crop: NB201 pads 32x32 CIFAR by 4 and 16x16 ImageNet16 by 2.
     crop_padding: int = 4
+    #: images that could not be read: none, the images are in memory (ImageFolderDataset counts its skipped ones)
+    unreadable_images: ClassVar[int] = 0
 
     def __post_init__(self):
         if self.images.dtype != torch.uint8 or self.images.dim() != 4:

@@ -30,11 +30,22 @@ this reader needs (the files are on the host, so it is inherent; a DeviceDataset
 `DRAWS` = 49 uniform numbers: 4 per try of RandomResizedCrop (scale, log aspect ratio, top, left), 1 for the
 flip, 4 for ColorJitter's order and 4 for its factors, whatever the image. A fixed seed therefore gives the same
 batches on every run (bit-identical on the CPU).
+
+Unreadable images (a truncated or corrupt JPEG among ILSVRC-2012's 1.28M): as large-scale input pipelines do, a
+batch skips them instead of ending the training. The slot of an image that cannot be read takes the next file
+of the data set's list (row + 1, + 2, ..., wrapping; at most `REPLACEMENT_TRIES` more) with the slot's random
+draws, and its label: the batch keeps its size and a seed still fixes it. Each failed read is counted
+(`unreadable_images`, `images_read`) and its path logged once (`unreadable_paths`); the batch raises
+`TooManyUnreadableImages` (naming the count, the fraction and the first files) once the failed reads exceed
+`max_unreadable_fraction` (default 0.1%) of max(images read, the data set's size), i.e. the whole first epoch is
+judged at once and a few early failures do not end a run that stays below the fraction, or when no replacement
+can be read.
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import os
 import threading
@@ -47,6 +58,9 @@ import torch
 from PIL import Image, ImageEnhance
 
 from search_spaces.data.device import cutout_mask, subset_rows
+from search_spaces.data.errors import DataCheckError
+
+log = logging.getLogger(__name__)
 
 #: file name endings read as images (compared in lower case), as torchvision's IMG_EXTENSIONS subset for RGB data
 IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png")
@@ -69,10 +83,19 @@ DRAWS = 4 * CROP_TRIES + 1 + 4 + 4
 #: resolution of the uniforms: integers in [0, 2**24) divided by 2**24 (float32's mantissa, as torch.rand's)
 _UNIT = 1 << 24
 _BILINEAR = Image.Resampling.BILINEAR
+#: default `max_unreadable_fraction`: unreadable images (skipped and counted) tolerated per image read
+MAX_UNREADABLE_FRACTION = 0.001
+#: further files (the next rows of the data set) tried in order to replace an unreadable image in its batch
+REPLACEMENT_TRIES = 16
 
 
 class ImageReadError(OSError):
     """An image file that cannot be opened or decoded; the message names the file."""
+
+
+class TooManyUnreadableImages(ImageReadError):
+    """More of a data set's images are unreadable than its `max_unreadable_fraction` tolerates (or a batch slot
+    found no readable replacement); the message names the count, the fraction and the first files."""
 
 
 # ----- the layout ------------------------------------------------------------------------------------------------
@@ -99,9 +122,32 @@ def same_classes(folder: Path | str, classes: Sequence[str]) -> list[str]:
         def few(names: list[str]) -> str:
             return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "") or "none"
 
-        raise ValueError(f"the class folders of {folder} differ from the training split's: missing {few(missing)}; "
-                         f"unexpected {few(extra)} ({len(found)} here, {len(classes)} expected)")
+        raise DataCheckError(f"the class folders of {folder} differ from the training split's: missing "
+                             f"{few(missing)}; unexpected {few(extra)} ({len(found)} here, {len(classes)} expected; "
+                             f"every split must hold the same class folders)")
     return found
+
+
+def _holds_image(folder: str) -> bool:
+    """Whether `folder` or a folder below it holds an image file; stops listing at the first one."""
+    subfolders = []
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.name.lower().endswith(IMAGE_EXTENSIONS) and entry.is_file():
+                    return True
+                if entry.is_dir():
+                    subfolders.append(entry.path)
+    except OSError:
+        return False
+    return any(_holds_image(sub) for sub in sorted(subfolders))
+
+
+def class_folders_without_images(folder: Path | str, classes: Sequence[str]) -> list[Path]:
+    """The class folders `folder/<class>` that hold no image (`list_images` would refuse them), found by listing
+    each only until its first image: cheap enough to run before Ray starts, even on ILSVRC-2012's 2,000 folders."""
+    folder = Path(folder)
+    return [folder / name for name in classes if not _holds_image(str(folder / name))]
 
 
 def list_images(folder: Path | str, classes: Sequence[str]) -> tuple[list[str], list[int]]:
@@ -245,13 +291,17 @@ class ImageFolderDataset:
 
     `workers` decoding threads (None: torch.get_num_threads() when the batch is drawn, which a Ray trial sets to
     its CPU share); `image_size` the side of the crops (224); `eval_resize` the shorter side before the eval
-    centre crop (None: round(image_size * 256 / 224), 256 at 224); `jitter` ColorJitter's four ranges.
+    centre crop (None: round(image_size * 256 / 224), 256 at 224); `jitter` ColorJitter's four ranges;
+    `max_unreadable_fraction` the unreadable images a batch skips before it fails (module docstring; 0: the
+    first one fails). `unreadable_images`, `images_read` and `unreadable_paths` count this object's reads (a
+    `take`, `subset` or `to` starts its own count).
     """
 
     def __init__(self, root: Path | str, files: Sequence[str] | np.ndarray, labels: torch.Tensor | Sequence[int],
                  classes: Sequence[str], *, name: str = "", mean: Sequence[float] = IMAGENET_MEAN,
                  std: Sequence[float] = IMAGENET_STD, image_size: int = IMAGE_SIZE, eval_resize: int | None = None,
-                 jitter: Sequence[float] = JITTER, workers: int | None = None):
+                 jitter: Sequence[float] = JITTER, workers: int | None = None,
+                 max_unreadable_fraction: float = MAX_UNREADABLE_FRACTION):
         self.root = Path(root)
         self.files = np.asarray([os.fsencode(f) for f in files] if not isinstance(files, np.ndarray) else files)
         self.labels = torch.as_tensor(labels, dtype=torch.long)
@@ -271,7 +321,22 @@ class ImageFolderDataset:
             raise ValueError(f"jitter is (brightness, contrast, saturation, hue) >= 0 with hue <= 0.5, got {jitter}")
         self.jitter = tuple(float(j) for j in jitter)
         self.workers = workers
+        if not 0.0 <= max_unreadable_fraction < 1.0:
+            raise ValueError(f"max_unreadable_fraction must be in [0, 1), got {max_unreadable_fraction}")
+        self.max_unreadable_fraction = float(max_unreadable_fraction)
         self._normaliser()
+        self._count_reads()
+
+    def _count_reads(self) -> None:
+        """Start this object's own count of reads and unreadable images."""
+        self.images_read = 0
+        self.unreadable_images = 0
+        self._unreadable: dict[str, str] = {}  # path -> its error, in the order met (each logged once)
+
+    @property
+    def unreadable_paths(self) -> list[str]:
+        """The distinct unreadable files met so far, in the order met."""
+        return list(self._unreadable)
 
     def _normaliser(self) -> None:
         dev = self.labels.device
@@ -301,6 +366,7 @@ class ImageFolderDataset:
         out = copy.copy(self)
         out.files, out.labels, out.name = files, labels, name
         out._normaliser()
+        out._count_reads()
         return out
 
     def to(self, device: torch.device | str) -> ImageFolderDataset:
@@ -326,7 +392,8 @@ class ImageFolderDataset:
 
         `augment`: the training transform with parameters from `generator` (module docstring); else the eval
         transform. `cutout` > 0 zeroes a square per image after normalisation, as DeviceDataset does (DARTS's
-        ImageNet training uses none). One host sync per call: `index` (and the random draws) to the host.
+        ImageNet training uses none). One host sync per call: `index` (and the random draws) to the host. An
+        unreadable image is replaced and counted (module docstring); TooManyUnreadableImages past the fraction.
         """
         if (augment or cutout) and generator is None:
             raise ValueError("augmentation needs a torch.Generator on the data's device")
@@ -340,8 +407,10 @@ class ImageFolderDataset:
             rows, uniforms = np.asarray(index.tolist(), dtype=np.int64), None
         # to CUDA from page-locked memory without waiting (a copy from pageable memory would synchronise the
         # stream a second time); the NHWC buffer seen as NCHW
-        pixels = self._decode(rows, uniforms).to(self.device, non_blocking=self.device.type == "cuda")
-        pixels = pixels.permute(0, 3, 1, 2)
+        pixels, used = self._decode(rows, uniforms)
+        pixels = pixels.to(self.device, non_blocking=self.device.type == "cuda").permute(0, 3, 1, 2)
+        if used is not None:  # some images were replaced: their labels follow (a transfer only then)
+            index = torch.as_tensor(used, dtype=torch.long, device=self.device)
         # one converting copy into the output layout, then in-place arithmetic: ~5x faster on the CPU than
         # `(pixels.float() - mean) * inv_std` followed by `.contiguous()`, and the same numbers
         layout = torch.channels_last if channels_last else torch.contiguous_format
@@ -362,9 +431,10 @@ class ImageFolderDataset:
             return eval_image(image, self.image_size, self.eval_resize)
         return train_image(image, uniforms, self.image_size, self.jitter)
 
-    def _decode(self, rows: np.ndarray, uniforms: np.ndarray | None) -> torch.Tensor:
-        """uint8 [n, S, S, 3] on the host (page-locked for a CUDA device), each image decoded and transformed in a
-        worker thread straight into its slot."""
+    def _decode(self, rows: np.ndarray, uniforms: np.ndarray | None) -> tuple[torch.Tensor, np.ndarray | None]:
+        """(uint8 [n, S, S, 3] on the host (page-locked for a CUDA device), each image decoded and transformed in a
+        worker thread straight into its slot; the rows actually read where an unreadable one was replaced, else
+        None)."""
         size = self.image_size
         shape = (len(rows), size, size, 3)
         if self.device.type == "cuda":
@@ -374,14 +444,61 @@ class ImageFolderDataset:
             out = np.empty(shape, dtype=np.uint8)
             pixels = torch.from_numpy(out)
 
-        def one(k: int) -> None:
-            out[k] = np.asarray(self.image(int(rows[k]), None if uniforms is None else uniforms[k]))
+        total = len(self.files)
+
+        def one(k: int) -> tuple[int | None, list[tuple[int, ImageReadError]]]:
+            """(the row read into slot k, or None; the failed reads (row, error)) trying rows[k], then the next."""
+            failed = []
+            u = None if uniforms is None else uniforms[k]
+            for step in range(min(REPLACEMENT_TRIES + 1, total)):
+                row = (int(rows[k]) + step) % total
+                try:
+                    out[k] = np.asarray(self.image(row, u))
+                    return row, failed
+                except ImageReadError as err:
+                    failed.append((row, err))
+            return None, failed
 
         workers = self.workers or max(1, torch.get_num_threads())
         if workers == 1 or len(rows) <= 1:
-            for k in range(len(rows)):
-                one(k)
+            results = [one(k) for k in range(len(rows))]
         else:
-            for _ in _pool(workers).map(one, range(len(rows))):  # re-raises a worker's ImageReadError
-                pass
-        return pixels
+            results = list(_pool(workers).map(one, range(len(rows))))
+        if not any(failed for _, failed in results):
+            self.images_read += len(rows)
+            return pixels, None
+        return pixels, self._replaced(rows, results)
+
+    def _replaced(self, rows: np.ndarray, results: list[tuple[int | None, list]]) -> np.ndarray:
+        """Count and log a batch's failed reads (in slot order, so the log is deterministic too); the rows read
+        instead; TooManyUnreadableImages past `max_unreadable_fraction` or for a slot left without an image."""
+        used = rows.copy()
+        unfilled = []
+        for k, (row, failed) in enumerate(results):
+            self.images_read += len(failed) + (row is not None)
+            self.unreadable_images += len(failed)
+            for bad, err in failed:
+                path = str(self.path(bad))
+                if path not in self._unreadable:
+                    self._unreadable[path] = str(err)
+                    log.warning("%s: skipping an unreadable image (%d so far; the batch reads %s instead): %s",
+                                self.name or self.root, self.unreadable_images,
+                                "nothing" if row is None else self.path(row), err)
+            if row is None:
+                unfilled.append(k)
+            else:
+                used[k] = row
+        allowed = self.max_unreadable_fraction * max(self.images_read, len(self))
+        if unfilled or self.unreadable_images > allowed:
+            first = "; ".join(f"{err}" for err in list(self._unreadable.values())[:5])
+            more = len(self._unreadable) - 5
+            why = (f"no readable image among row {int(rows[unfilled[0]])} and the {len(results[unfilled[0]][1]) - 1} "
+                   f"after it, so the batch cannot be filled" if unfilled else
+                   f"more than max_unreadable_fraction={self.max_unreadable_fraction:g} "
+                   f"({self.max_unreadable_fraction:.2%}) of max(images read, the data set's {len(self)} images)")
+            raise TooManyUnreadableImages(
+                f"{self.name or self.root}: {self.unreadable_images} of the {self.images_read} images read are "
+                f"unreadable ({self.unreadable_images / self.images_read:.3%}): {why}. First unreadable: {first}"
+                f"{f' and {more} more file(s)' if more > 0 else ''}. Replace or remove the files (or raise "
+                f"max_unreadable_fraction)")
+        return used

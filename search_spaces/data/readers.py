@@ -96,15 +96,20 @@ def cifar10_folder(root: Path | str) -> Path:
     return find_folder(root, CIFAR10_FOLDER, "test_batch", f"the official tarball {CIFAR10_URL}")
 
 
+def _cifar10_train_files(folder: Path) -> list[Path]:
+    files = numbered_files(folder, "data_batch_")
+    if not files:
+        raise FileNotFoundError(f"no data_batch_* files in {folder}; get the official tarball {CIFAR10_URL}")
+    return files
+
+
 def read_cifar10(root: Path | str, train: bool) -> tuple[np.ndarray, np.ndarray]:
     """CIFAR-10 training images (every data_batch_* present, in order) or the test_batch."""
     folder = cifar10_folder(root)
     if not train:
         x, y = _images_labels(folder / "test_batch", "labels", 32)
         return x, _check_labels(y, 10, folder / "test_batch")
-    files = numbered_files(folder, "data_batch_")
-    if not files:
-        raise FileNotFoundError(f"no data_batch_* files in {folder}; get the official tarball {CIFAR10_URL}")
+    files = _cifar10_train_files(folder)
     level = logging.INFO if len(files) == 5 else logging.WARNING
     log.log(level, "CIFAR-10: found %d of 5 training batches in %s (%s)", len(files), folder,
             ", ".join(p.name for p in files))
@@ -120,14 +125,25 @@ def imagenet16_folder(root: Path | str) -> Path:
     return find_folder(root, IMAGENET16_FOLDER, "val_data", IMAGENET16_SOURCE)
 
 
-def read_cifar100(root: Path | str, train: bool) -> tuple[np.ndarray, np.ndarray]:
-    """CIFAR-100 `train` or `test` with the 100 fine labels."""
-    folder = cifar100_folder(root)
+def _cifar100_file(folder: Path, train: bool) -> Path:
     path = folder / ("train" if train else "test")
     if not path.is_file():
         raise FileNotFoundError(f"CIFAR-100 file missing: {path}; get the official tarball {CIFAR100_URL}")
+    return path
+
+
+def read_cifar100(root: Path | str, train: bool) -> tuple[np.ndarray, np.ndarray]:
+    """CIFAR-100 `train` or `test` with the 100 fine labels."""
+    path = _cifar100_file(cifar100_folder(root), train)
     x, y = _images_labels(path, "fine_labels", 32)
     return x, _check_labels(y, 100, path)
+
+
+def _imagenet16_train_files(folder: Path) -> list[Path]:
+    files = numbered_files(folder, "train_data_batch_")
+    if not files:
+        raise FileNotFoundError(f"no train_data_batch_* files in {folder}; get {IMAGENET16_SOURCE}")
+    return files
 
 
 def read_imagenet16(root: Path | str, train: bool, num_classes: int = 120) -> tuple[np.ndarray, np.ndarray]:
@@ -139,9 +155,7 @@ def read_imagenet16(root: Path | str, train: bool, num_classes: int = 120) -> tu
     if not 1 <= num_classes <= 1000:
         raise ValueError(f"ImageNet16 num_classes must be in 1..1000, got {num_classes}")
     folder = imagenet16_folder(root)
-    files = numbered_files(folder, "train_data_batch_") if train else [folder / "val_data"]
-    if not files:
-        raise FileNotFoundError(f"no train_data_batch_* files in {folder}; get {IMAGENET16_SOURCE}")
+    files = _imagenet16_train_files(folder) if train else [folder / "val_data"]
     if train:
         level = logging.INFO if len(files) == 10 else logging.WARNING
         log.log(level, "ImageNet16: found %d of 10 training batches in %s", len(files), folder)
@@ -154,3 +168,22 @@ def read_imagenet16(root: Path | str, train: bool, num_classes: int = 120) -> tu
         keep = y <= num_classes
         parts.append((x[keep], y[keep] - 1))
     return _concat(parts)
+
+
+# ----- the files each data set reads (checked before Ray by `datasets.prepare_dataset`) -------------------------
+def cifar10_files(root: Path | str) -> list[Path]:
+    """Every file `read_cifar10` reads: the data_batch_* present, in order, then test_batch."""
+    folder = cifar10_folder(root)
+    return [*_cifar10_train_files(folder), folder / "test_batch"]
+
+
+def cifar100_files(root: Path | str) -> list[Path]:
+    """The two files `read_cifar100` reads: train and test."""
+    folder = cifar100_folder(root)
+    return [_cifar100_file(folder, True), _cifar100_file(folder, False)]
+
+
+def imagenet16_files(root: Path | str) -> list[Path]:
+    """Every file `read_imagenet16` reads: the train_data_batch_* present, in order, then val_data."""
+    folder = imagenet16_folder(root)
+    return [*_imagenet16_train_files(folder), folder / "val_data"]

@@ -8,7 +8,8 @@ import importlib
 
 from search_spaces.nb201.encoding import EDGES, NUM_EDGES, OPS, all_architectures, canonical, to_string, to_tuple
 
-_LAZY = {"network": "networks", "NB201Network": "networks", "NB201SuperNet": "networks", "NB201Space": "space"}
+_LAZY = {"network": "networks", "NB201Network": "networks", "NB201SuperNet": "networks", "NB201Space": "space",
+         "latency_table": "latency", "LatencyTable": "latency"}
 
 __all__ = ["OPS", "EDGES", "NUM_EDGES", "all_architectures", "canonical", "to_string", "to_tuple", *_LAZY]
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from search_spaces.benchmarks.base import Benchmark, Metric, ReportColumn
+from search_spaces.benchmarks.base import Benchmark, BenchmarkFileError, Metric, ReportColumn
 from search_spaces.benchmarks.table_io import read_table
 from search_spaces.nb201.encoding import canonical
 
@@ -78,7 +78,8 @@ class NB201Benchmark(Benchmark):
 
     @classmethod
     def open(cls, path: Path | str) -> NB201Benchmark:
-        """The compact Parquet table or the shared CSV; FileNotFoundError says how to obtain one."""
+        """The compact Parquet table or the shared CSV; FileNotFoundError says how to obtain one, a
+        BenchmarkFileError (a ValueError) names the file and what is wrong with it."""
         path = Path(path).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"NB201 table not found: {path}. {OFFICIAL_FILE_HELP}")
@@ -86,12 +87,15 @@ class NB201Benchmark(Benchmark):
         if suffix == ".csv":
             return cls.from_csv(path)
         if suffix in (".pth", ".pt", ".pickle", ".pkl"):
-            raise ValueError(f"{path} looks like the official NB201 file, which is opened only by the "
-                             f"converter. {OFFICIAL_FILE_HELP}")
+            raise BenchmarkFileError(f"{path} looks like the official NB201 file, which is opened only by the "
+                                     f"converter. {OFFICIAL_FILE_HELP}")
         meta, keys, metrics, extras = read_table(path)
         if meta.get("benchmark") != cls.name:
-            raise ValueError(f"{path} holds a {meta.get('benchmark')!r} table, not {cls.name!r}")
-        return cls(keys, metrics, extras, source=f"{path.name} (from {meta.get('source', '?')})")
+            raise BenchmarkFileError(f"{path} holds a {meta.get('benchmark')!r} benchmark table, not {cls.name!r}")
+        try:
+            return cls(keys, metrics, extras, source=f"{path.name} (from {meta.get('source', '?')})")
+        except ValueError as err:  # duplicate architectures, columns of unequal length
+            raise BenchmarkFileError(f"{path}: {err}") from None
 
     @classmethod
     def from_csv(cls, path: Path | str) -> NB201Benchmark:
@@ -102,16 +106,25 @@ class NB201Benchmark(Benchmark):
         try:
             frame = pd.read_csv(path)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-            raise ValueError(f"{path}: not a readable NB201 CSV ({err})") from err
+            raise BenchmarkFileError(f"{path}: not a readable NB201 CSV ({err})") from None
         if CSV_KEY not in frame.columns:
-            raise ValueError(f"{path}: no {CSV_KEY!r} column; columns are {list(frame.columns)}")
+            raise BenchmarkFileError(f"{path}: no {CSV_KEY!r} column; columns are {list(frame.columns)}")
         known = [c for c in frame.columns if c in CSV_METRICS]
         if not known:
-            raise ValueError(f"{path}: none of the known NB201 accuracy columns {list(CSV_METRICS)} is present")
+            raise BenchmarkFileError(f"{path}: none of the known NB201 accuracy columns {list(CSV_METRICS)} is "
+                                     f"present")
         ignored = [c for c in frame.columns if c not in CSV_METRICS and c not in CSV_EXTRAS and c != CSV_KEY]
         if ignored:
             log.info("%s: ignoring columns %s", path, ignored)
-        keys = [canonical(a) for a in frame[CSV_KEY].astype(str)]
-        metrics = {CSV_METRICS[c]: frame[c].to_numpy(dtype=np.float64) for c in known}
-        extras = {CSV_EXTRAS[c]: frame[c].to_numpy(dtype=np.float64) for c in frame.columns if c in CSV_EXTRAS}
-        return cls(keys, metrics, extras, source=path.name)
+        keys = []
+        for i, a in enumerate(frame[CSV_KEY].astype(str)):
+            try:
+                keys.append(canonical(a))
+            except ValueError as err:
+                raise BenchmarkFileError(f"{path}: row {i + 1}: bad {CSV_KEY} {a[:80]!r} ({err})") from None
+        try:
+            metrics = {CSV_METRICS[c]: frame[c].to_numpy(dtype=np.float64) for c in known}
+            extras = {CSV_EXTRAS[c]: frame[c].to_numpy(dtype=np.float64) for c in frame.columns if c in CSV_EXTRAS}
+            return cls(keys, metrics, extras, source=path.name)
+        except (ValueError, TypeError) as err:  # a non-numeric value, duplicate architectures
+            raise BenchmarkFileError(f"{path}: {err}") from None

@@ -93,3 +93,22 @@ def test_explicit_channels_last_on_such_a_network_warns_and_is_kept():
         assert resolve_channels_last(False, model, "cpu") is False
         assert resolve_channels_last(True, model, "cuda") is True
         assert resolve_channels_last(True, darts_supernet(C=16, layers=8), "cpu") is True
+
+
+def test_the_training_loop_warns_on_explicit_channels_last_for_such_a_network():
+    from search_spaces.darts.published import DARTS_V2
+    from trainables.train import TrainRun
+
+    # a skip_connect from the reduction cell's input is a FactorizedReduce: Conv2d(4, 2, 1, stride=2) at C=2
+    strided_skip = str(DARTS_V2).replace("reduce=[('max_pool_3x3', 0)", "reduce=[('skip_connect', 0)")
+    assert strided_skip != str(DARTS_V2)
+    splits = {name: DeviceDataset(torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8), torch.arange(2),
+                                  (0.5,) * 3, (0.25,) * 3, 10, name) for name in ("train", "test")}
+    config = {"protocol": "darts-cifar", "dataset": "cifar10", "device": "cpu", "channels_last": True,
+              "overrides": {"size": {"C": 2, "layers": 3}, "epochs": 1, "batch_size": 2}}
+    with pytest.warns(ChannelsLastWarning, match=r"Conv2d\(4, 2, kernel_size=\(1, 1\), stride=\(2, 2\)"):
+        run = TrainRun({**config, "arch": strided_skip}, splits=splits)
+    assert any(p.dim() == 4 and not p.is_contiguous() for p in run.model.parameters())  # still channels_last
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ChannelsLastWarning)
+        TrainRun({**config, "arch": str(DARTS_V2)}, splits=splits)  # its strided 1x1 convolutions take 8 channels

@@ -151,6 +151,12 @@ def _trials(run_dir: Path, trials: pd.DataFrame | None) -> pd.DataFrame:
     missing = [c for c in (*TRIAL_COLUMNS, "checkpoint_path") if c not in trials.columns]
     if missing:
         raise ValueError(f"trials table lacks column(s) {', '.join(missing)}")
+    if "status" in trials.columns:  # a failed trial (e.g. a diverged search) has no distribution worth sampling
+        failed = trials["status"].astype(str).eq("ERROR")
+        for r in trials[failed].to_dict("records"):
+            log.warning("proxy stage: trial %s (%s, seed %s) skipped: status ERROR (%s)", r["trial_id"], r["method"],
+                        r["seed"], r.get("error") or "no error recorded")
+        trials = trials[~failed]
     usable = trials[trials["checkpoint_path"].notna() & (trials["checkpoint_path"].astype(str) != "")]
     skipped = sorted(set(trials["trial_id"].astype(str)) - set(usable["trial_id"].astype(str)))
     if skipped:
@@ -200,8 +206,9 @@ def run_proxy_stage(run_dir: str | os.PathLike, stage: ProxyStage, trials: pd.Da
             `selections` tables are written there.
         stage: the validated settings (`ProxyStage`: space, data, benchmark, network size and the `proxies`
             section), built by `trainables.sweep.spec.proxy_stage` or `stored_proxy_stage`.
-        trials: the trials to sample from (columns trial_id, method, seed, checkpoint_path); None reads the run
-            folder's `trials` table. Trials without a checkpoint are skipped with a warning.
+        trials: the trials to sample from (columns trial_id, method, seed, checkpoint_path; status); None reads the
+            run folder's `trials` table. Trials with status ERROR (e.g. a diverged search), without a checkpoint,
+            or whose stored distribution holds NaN or infinite values are skipped with a warning.
         progress: show a progress bar while scoring.
     """
     import ray
@@ -223,6 +230,10 @@ def run_proxy_stage(run_dir: str | os.PathLike, stage: ProxyStage, trials: pd.Da
     states: dict[str, _TrialState] = {}
     for r in table.to_dict("records"):
         got = ray.get(refs[str(r["trial_id"])])
+        if got.get("error"):  # e.g. a diverged trial stored as finished by an older version
+            log.warning("proxy stage: trial %s (%s, seed %s) skipped: %s", r["trial_id"], r["method"], r["seed"],
+                        got["error"])
+            continue
         info = {c: r[c] for c in TRIAL_COLUMNS}
         info["trial_id"] = str(info["trial_id"])
         states[info["trial_id"]] = _TrialState(info, got["samples"], got["argmax"], set(got["samples"]))

@@ -22,10 +22,14 @@ def sampling_seed(stage_seed: int, trial_seed: int) -> int:
 
 
 def sample_trial(checkpoint_path: str, k: int, seed: int) -> dict[str, Any]:
-    """The trial's final distribution: k sampled architectures and the most likely one."""
-    from trainables.search.loop import load_distribution
+    """The trial's final distribution: k sampled architectures and the most likely one; a distribution holding NaN
+    or infinite values (a diverged search) gives no architectures and an `error` naming its tensors."""
+    from trainables.search.loop import load_distribution, nonfinite_state
 
     dist, _ = load_distribution(checkpoint_path, device="cpu")
+    bad = nonfinite_state(dist)
+    if bad:
+        return {"samples": [], "argmax": None, "error": f"non-finite distribution parameters ({', '.join(bad[:4])})"}
     return {"samples": dist.sample(int(k), seed=int(seed)), "argmax": dist.most_likely()}
 
 

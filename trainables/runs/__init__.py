@@ -1,7 +1,7 @@
 """What every run shares, whichever stage writes it: the run folder and its Parquet store (`store`, `fsfolder`),
 checkpoints, the spec pieces every run spec shares and its one validation-error formatter (`spec`), the
-memory-format rule (`memory_format`), and the Tune plumbing (`tuner`, `results`, `trainable`). Stages import this package; it imports no
-stage.
+memory-format rule (`memory_format`), and the Tune plumbing (`tuner`, `results`, `trainable`). Stages import
+this package; it imports no stage.
 
     from trainables.runs import store, location
     store.read_table(location("runs/quickstart"), "trials")
@@ -15,7 +15,7 @@ _SUBMODULES = ("checkpoints", "fsfolder", "host_sync", "memory_format", "results
                "tuner")
 _LAZY = {
     "Folder": "fsfolder", "location": "fsfolder", "is_uri": "fsfolder",
-    "read_table": "store", "write_table": "store", "write_partition": "store",
+    "read_table": "store", "write_table": "store", "write_partition": "store", "CorruptTableError": "store",
     "save_atomic": "checkpoints", "rng_state": "checkpoints", "load_rng_state": "checkpoints",
     "ParquetResults": "results", "RunResult": "results", "read_trials": "results",
     "RunTrainable": "trainable",

@@ -23,19 +23,22 @@ affected AVX2-only CPUs; one subprocess per shape, batch 4, 8x8 input, ReLU'd, b
 * With AVX2, stride 1: no crash for any in/out channels in 1..16 (torch runs a channels_last 1x1 convolution
   at stride 1 as a matrix product, without oneDNN).
 * With AVX2 and two threads the same shapes mostly pass but return wrong weight gradients now and then
-  (Conv2d(2, 12) and Conv2d(2, 16) in one grid; the minimal case repeated 20 times: wrong in 2 of 5 runs), and
-  the DARTS supernet at C=2, layers=3 in channels_last (the search of
-  tests/trainables/test_host_syncs.py::test_search_step_does_not_sync_in_other_spaces[darts]) does its first
-  step in 0.45 s and hangs in its second: one OpenMP thread at 100% CPU inside
-  jit_avx2_1x1_convolution_bwd_weights_t::execute_backward_weights, the main thread in gomp_team_barrier_wait_end
-  (gdb). The test was killed after 240 s; in NCHW it passes in 2.5 s with AVX2 as natively.
+  (Conv2d(2, 12) and Conv2d(2, 16) in one grid; the minimal case repeated 20 times: wrong in 2 of 5 runs).
+* The DARTS supernet at C=2, layers=3 (the search of tests/trainables/test_host_syncs.py::
+  test_search_step_does_not_sync_in_other_spaces[darts], batch 4) in channels_last with AVX2: with one thread
+  its first step aborts ("free(): invalid next size"); with two it does its first step in 0.45 s and hangs in
+  its second, one OpenMP thread at 100% CPU inside jit_avx2_1x1_convolution_bwd_weights_t::
+  execute_backward_weights and the main thread in gomp_team_barrier_wait_end (gdb); no step in 200 s in a
+  second run. In NCHW with AVX2 it runs (0.27 s a step with one thread; 3 to 7 s with two on the loaded
+  machine of that second run), and the test passes.
 
 8 is also the AVX2 kernel's vector width in float32 (a likely cause, not read from oneDNN's source; AVX-512's
 kernel, 16 wide, passes at 2, 3, 4, 6, 8 and 12 channels). The rule here: a `Conv2d` with a 1x1 kernel, a stride
-above 1 and fewer than `MIN_SAFE_CHANNELS` = 8 input channels per group is unsafe for channels_last on the CPU.
-Out channels do not matter (Conv2d(8, 1), Conv2d(16, 1) pass) and normal-size networks (NB201 or DARTS at C=16)
-have none, so they keep channels_last. tests/trainables/test_memory_format.py re-runs the minimal case in a
-subprocess and reports whether the installed torch is affected.
+above 1 and fewer than `MIN_SAFE_CHANNELS` = 8 input channels per group (1 included, to be safe) is unsafe for
+channels_last on the CPU, whatever the CPU (the rule does not depend on the machine). Out channels do not matter
+(Conv2d(8, 1), Conv2d(16, 1) pass) and normal-size networks (NB201 or DARTS at C=16) have none, so they keep
+channels_last. tests/trainables/test_memory_format.py re-runs the minimal case in a subprocess and reports whether
+the installed torch is affected.
 
 `resolve_channels_last` applies the rule: the search config's "auto" keeps NCHW on such a network; an explicit
 `channels_last: true` keeps channels_last but warns (`ChannelsLastWarning`) naming the reason and the layers.

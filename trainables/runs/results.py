@@ -6,6 +6,8 @@ the epochs table with the trial's whole history, keyed by epoch: a retried trial
 checkpoint) or a resumed sweep re-reports epochs after that checkpoint and replaces them, never duplicates
 them. The history is re-read from the partition when a resumed driver first sees a trial. The trials table gets
 one row per trial on completion, on error and at the end of the experiment. Storage is `trainables.runs.store`.
+A row that cannot be built or written is logged and never fails the trial (Tune would retry a finished trial):
+a failed row builder leaves `fallback_row` (the last result and the error), a failed write is done again later.
 
 Table names and the function that turns a Tune trial into its trials row are arguments, so each stage passes its
 own (the search sweep `trainables.search.trainable.trial_row`, final training `trainables.train.driver.final_row`).
@@ -14,6 +16,7 @@ own (the search sweep `trainables.search.trainable.trial_row`, final training `t
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +29,8 @@ from ray.tune import Callback
 from trainables.runs import store
 from trainables.runs.fsfolder import Folder, location
 from trainables.runs.trainable import TRIAL_INFO_PREFIX, library_versions
+
+log = logging.getLogger(__name__)
 
 SPEC_FILE = "spec.yaml"
 EPOCHS, TRIALS = "epochs", "trials"
@@ -75,6 +80,15 @@ def error_message(trial) -> str | None:
 TrialRow = Callable[[Any, "pd.DataFrame | None"], dict[str, Any]]
 
 
+def fallback_row(trial, err: BaseException) -> dict[str, Any]:
+    """The trials row of a trial whose stage's row builder failed: its last result (identity, last epoch's
+    metrics), status ERROR and the builder's error, so the trained result is kept and the failure shows."""
+    row = epoch_row(dict(trial.last_result or {}))
+    row.update({"status": "ERROR", "error": f"trial row failed: {type(err).__name__}: {err}",
+                "trial_path": getattr(trial, "path", None)})
+    return row
+
+
 class ParquetResults(Callback):
     """A Tune callback that keeps the run folder's epochs and trials tables current (see module doc).
 
@@ -87,15 +101,17 @@ class ParquetResults(Callback):
         self.run_dir = location(run_dir)
         self.epochs_table, self.trials_table, self.make_trial_row = epochs_table, trials_table, make_trial_row
         self._history: dict[str, dict[int, dict[str, Any]]] = {}
+        self._unwritten: set[str] = set()  # trials whose last epochs write failed
 
     def __getstate__(self):  # tuner.pkl holds the callback: no cached rows in it
-        return {k: v for k, v in self.__dict__.items() if k != "_history"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_history", "_unwritten")}
 
     def __setstate__(self, state):
         self.__dict__.update({"epochs_table": EPOCHS, "trials_table": TRIALS})
         self.__dict__.update(state)
         self.run_dir = location(self.run_dir)
         self._history = {}
+        self._unwritten = set()
 
     def _dir(self, trial) -> Folder:
         storage = getattr(trial, "storage", None)
@@ -128,11 +144,33 @@ class ParquetResults(Callback):
         for e in [e for e in history if e > epoch]:
             del history[e]
         history[epoch] = row
-        store.write_partition(self._dir(trial), self.epochs_table, self._frame(trial), trial.trial_id)
+        try:
+            store.write_partition(self._dir(trial), self.epochs_table, self._frame(trial), trial.trial_id)
+        except Exception:  # noqa: BLE001 - the history stays in memory and is written with the next result
+            self._unwritten.add(trial.trial_id)
+            log.exception("trial %s: writing its %s rows failed; they are written again with its next result",
+                          trial.trial_id, self.epochs_table)
+        else:
+            self._unwritten.discard(trial.trial_id)
 
     def _write_trial(self, trial) -> None:
-        row = self.make_trial_row(trial, self._frame(trial))
-        store.write_partition(self._dir(trial), self.trials_table, pd.DataFrame([row]), trial.trial_id)
+        """The trial's row; a row that cannot be built or written never fails the trial (Tune would retry a
+        finished training): a row that cannot be built is replaced by `fallback_row` (the trial's last result
+        and the error), a failed write is logged and done again at the end of the experiment or on --resume."""
+        try:
+            if trial.trial_id in self._unwritten:  # an epochs write failed earlier: the history is in memory
+                store.write_partition(self._dir(trial), self.epochs_table, self._frame(trial), trial.trial_id)
+                self._unwritten.discard(trial.trial_id)
+            try:
+                row = self.make_trial_row(trial, self._frame(trial))
+            except Exception as err:  # noqa: BLE001 - a bug or a lookup in the row builder must not lose the trial
+                log.exception("trial %s: building its %s row failed; writing its last result with the error",
+                              trial.trial_id, self.trials_table)
+                row = fallback_row(trial, err)
+            store.write_partition(self._dir(trial), self.trials_table, pd.DataFrame([row]), trial.trial_id)
+        except Exception:  # noqa: BLE001 - e.g. a full disk: the row is written again later, the trial stands
+            log.exception("trial %s: writing its %s row failed; it is written again at the end of the run or on "
+                          "--resume", trial.trial_id, self.trials_table)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._write_trial(trial)

@@ -1,6 +1,7 @@
 """What every run spec shares (the search sweep's and the final training's): the one formatter of pydantic's
 validation errors, the `SpecError` that lists problems as dotted field paths, and the spec sections of a Tune run
-(per-trial resources, retries, checkpoints, the run's name, paths relative to the spec file).
+(per-trial resources, retries, checkpoints, the run's name, paths relative to the spec file), and the reading of
+a spec file (`read_spec_text`: UTF-8 text or a `SpecError` naming the path and the byte offset).
 
 Every validation error of the project reads the same way: `dotted.path: message (got value)` (`Problem.located`),
 or, in a one-line config error, `path=value: message` (`Problem.assigned`); `validation_problems(err)` is the only
@@ -75,6 +76,26 @@ class SpecError(ValueError):
         super().__init__(f"invalid {self.kind} {source}:\n{lines}")
 
 
+def read_spec_text(path: str | Path, error: type[SpecError] = SpecError) -> str:
+    """The text of the spec file at `path` (UTF-8). FileNotFoundError when it is no file; `error` (the loader's
+    SpecError class, e.g. TrainSpecError) naming the path when it cannot be read, or the byte offset, line and
+    column of the first byte that is not UTF-8."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{error.kind} not found: {path}")
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise error(str(path), [("(file)", f"cannot be read: {err.strerror or err}")]) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        column = len(data[data.rfind(b"\n", 0, err.start) + 1:err.start].decode("utf-8")) + 1
+        raise error(str(path), [("(encoding)", f"not UTF-8 text: byte 0x{data[err.start]:02x} at offset {err.start} "
+                                               f"(line {line}, column {column}); save the spec as UTF-8")]) from None
+
+
 # ----- the sections every run spec has -------------------------------------------------------------------------
 class StrictModel(BaseModel):
     """A spec section: unknown keys are errors."""
@@ -129,3 +150,19 @@ def resolve_path(value: str | None, base: Path) -> str | None:
         return value
     p = Path(value).expanduser()
     return str((p if p.is_absolute() else base / p).resolve())
+
+
+def check_benchmark_file(space: str, value: str | None, error: type[SpecError]) -> None:
+    """Open (large tables: inspect) a spec's benchmark file on this machine; `error("benchmark", message)` (the
+    spec's path-error class) names the path and what is wrong (not the format, truncated, a column missing, another
+    benchmark's table), before Ray starts."""
+    from search_spaces.benchmarks import BenchmarkFileError, check_benchmark
+    from search_spaces.space import get_space
+
+    name = get_space(space).benchmark_name if value is not None else None
+    if name is None:
+        return
+    try:
+        check_benchmark(name, value)
+    except BenchmarkFileError as err:
+        raise error("benchmark", f"{err} (space {space!r} reads benchmark {name!r})") from None

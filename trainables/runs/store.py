@@ -20,16 +20,25 @@ Guarantees:
   Writers of one table must be one process at a time (the sweep driver); a file lock guards the table folder
   on local disks, a process lock elsewhere.
 
-Readers: `read_table(run_dir, table, filters=None, columns=None)` (pandas, partition key as a plain string
-column) and `table_path(run_dir, table)`.
+Readers: `read_table(run_dir, table, filters=None, columns=None, skipped=None)` (pandas, partition key as a plain
+string column), `read_partition(run_dir, table, trial_id)` and `table_path(run_dir, table)`.
+
+Unreadable files: a file that is not Parquet, is truncated, has damaged data pages or a column of a type the
+table's other files do not share is one `CorruptTableError` (a ValueError) naming each such file and why
+(`.path`, `.reason`, `.files`); readers given a `skipped` list leave those files out and append them there
+instead. The footers are read first (one small read per file, which the union schema needs anyway); only when
+the data itself then fails is each file read alone to find the damaged one. `scan_files`, `read_files` and
+`settle` are these steps for other readers of table folders (`analysis.load`).
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -43,6 +52,136 @@ PART = "part.parquet"
 SCHEMA_FILE = "_common_metadata"
 LOCK_FILE = ".lock"
 DEFAULT_KEY = "trial_id"
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A table file left out of a read: its path and why it could not be read."""
+
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path} ({self.reason})"
+
+
+class CorruptTableError(ValueError):
+    """Table files that cannot be read (not Parquet, truncated, damaged, or columns that do not fit the table).
+
+    `.files` lists every such file found (`Unreadable`: path, reason); `.path` and `.reason` are the first's."""
+
+    SHOWN = 5
+
+    def __init__(self, files: Sequence[Unreadable]):
+        self.files = list(files)
+        self.path, self.reason = self.files[0].path, self.files[0].reason
+        if len(self.files) == 1:
+            text = f"unreadable Parquet file {self.files[0]}"
+        else:
+            shown = "; ".join(str(f) for f in self.files[:self.SHOWN])
+            more = len(self.files) - self.SHOWN
+            text = (f"{len(self.files)} unreadable Parquet files: {shown}"
+                    + (f"; and {more} more" if more > 0 else ""))
+        super().__init__(text)
+
+    def __reduce__(self):
+        return type(self), (self.files,)
+
+
+def _is_damage(err: BaseException) -> bool:
+    """What reading a damaged file raises: pyarrow's errors (no Parquet magic, a truncated or undecodable
+    footer) and the decompressors' OSError (damaged pages). A missing file and running out of memory are not."""
+    return isinstance(err, (pa.ArrowException, OSError)) and not isinstance(err, (FileNotFoundError, MemoryError))
+
+
+def _reason(err: BaseException) -> str:
+    """The error's first line, without pyarrow's "Could not open Parquet input source '<path>': " (the path is
+    given beside it)."""
+    text = str(err).strip()
+    line = text.splitlines()[0] if text else type(err).__name__
+    return re.sub(r"^Could not open Parquet input source '.*?': ", "", line)
+
+
+def settle(unreadable: Sequence[Unreadable], skipped: list[Unreadable] | None) -> None:
+    """Raise `CorruptTableError` for `unreadable` files, or (with a `skipped` list) append them to it."""
+    if not unreadable:
+        return
+    if skipped is None:
+        raise CorruptTableError(unreadable)
+    skipped.extend(unreadable)
+
+
+def scan_files(files: Sequence[Folder]) -> tuple[list[tuple[Folder, pa.Schema]], list[Unreadable]]:
+    """(file, schema) of each readable file (the schema from its footer, metadata removed), and the files that
+    cannot join the table: unreadable footers, and a column whose type cannot join the type most files have for
+    it (the files of the most common type are kept)."""
+    schemas: list[tuple[Folder, pa.Schema]] = []
+    bad: list[Unreadable] = []
+    for f in files:
+        try:
+            schemas.append((f, pq.read_schema(f.path, filesystem=f.fs).remove_metadata()))
+        except Exception as err:
+            if not _is_damage(err):
+                raise
+            bad.append(Unreadable(str(f), _reason(err)))
+    misfits = _misfits(schemas)
+    bad += [Unreadable(str(f), misfits[i]) for i, (f, _) in enumerate(schemas) if i in misfits]
+    return [item for i, item in enumerate(schemas) if i not in misfits], bad
+
+
+def _misfits(schemas: Sequence[tuple[Folder, pa.Schema]]) -> dict[int, str]:
+    """Indices of the files with a column whose type cannot be promoted to the type most files have for it."""
+    types: dict[str, dict[pa.DataType, list[int]]] = {}
+    for i, (_, schema) in enumerate(schemas):
+        for fld in schema:
+            types.setdefault(fld.name, {}).setdefault(fld.type, []).append(i)
+    bad: dict[int, str] = {}
+    for name, groups in types.items():
+        if len(groups) < 2:
+            continue
+        ordered = sorted(groups.items(), key=lambda kv: -len(kv[1]))  # stable: ties keep the first file's type
+        common, common_files = ordered[0]
+        accepted = pa.schema([pa.field(name, common)])
+        for typ, indices in ordered[1:]:
+            try:
+                accepted = pa.unify_schemas([accepted, pa.schema([pa.field(name, typ)])],
+                                            promote_options="permissive")
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                for i in indices:
+                    bad.setdefault(i, f"column {name!r} is {typ} here but {common} in {len(common_files)} other "
+                                      f"file(s) of the table")
+    return bad
+
+
+def read_files(folder: Folder, files: Sequence[Folder], schema: pa.Schema, partitioning: Any = None,
+               columns: Sequence[str] | None = None, filter: Any = None) -> tuple[pa.Table, list[Unreadable]]:
+    """`files` (below `folder`, all readable footers) as one Arrow table through a pyarrow dataset with `schema`.
+
+    Where the dataset fails on damaged data, each file is read alone to find the damaged ones, which are
+    returned second and left out of the table; an error no single file explains (a bad filter or column) is
+    raised as it is."""
+    def scan(chosen: Sequence[Folder]) -> pa.Table:
+        dataset = ds.dataset([f.path for f in chosen], format="parquet", partitioning=partitioning,
+                             filesystem=folder.fs, partition_base_dir=folder.path, schema=schema)
+        return dataset.to_table(columns=list(columns) if columns else None, filter=filter)
+
+    try:
+        return scan(files), []
+    except Exception as err:
+        if not _is_damage(err):
+            raise
+        bad = []
+        for f in files:
+            try:
+                pq.read_table(f.path, filesystem=f.fs, partitioning=None)
+            except Exception as file_err:
+                if not _is_damage(file_err):
+                    raise
+                bad.append(Unreadable(str(f), _reason(file_err)))
+        if not bad:
+            raise
+    names = {u.path for u in bad}
+    return scan([f for f in files if str(f) not in names]), bad
 
 
 def table_path(run_dir: str | os.PathLike | Folder, table: str) -> Folder:
@@ -125,11 +264,28 @@ def _partition_files(folder: Folder) -> list[Folder]:
 
 
 def _read_schema(path: Folder) -> pa.Schema:
-    return pq.read_schema(path.path, filesystem=path.fs)
+    try:
+        return pq.read_schema(path.path, filesystem=path.fs)
+    except Exception as err:
+        if not _is_damage(err):
+            raise
+        raise CorruptTableError([Unreadable(str(path), _reason(err))]) from err
 
 
 def _read_file(path: Folder, **kwargs) -> pa.Table:
-    return pq.read_table(path.path, filesystem=path.fs, **kwargs)
+    """One whole file; a damaged one is a CorruptTableError naming it (a bad filter or column is not)."""
+    try:
+        return pq.read_table(path.path, filesystem=path.fs, **kwargs)
+    except Exception as err:
+        if not _is_damage(err):
+            raise
+        try:  # was it the file, or the filter / columns asked for?
+            pq.read_table(path.path, filesystem=path.fs, partitioning=None)
+        except Exception as file_err:
+            if not _is_damage(file_err):
+                raise
+            raise CorruptTableError([Unreadable(str(path), _reason(file_err))]) from err
+        raise
 
 
 def write_partition(run_dir: str | os.PathLike | Folder, table: str, df: pd.DataFrame, trial_id: Any, *,
@@ -180,7 +336,8 @@ def partitions(run_dir: str | os.PathLike | Folder, table: str, key: str = DEFAU
 
 def read_partition(run_dir: str | os.PathLike | Folder, table: str, trial_id: Any,
                    key: str = DEFAULT_KEY) -> pd.DataFrame:
-    """One partition's rows (without the key column), or an empty frame when it does not exist."""
+    """One partition's rows (without the key column), or an empty frame when it does not exist; an unreadable
+    file is a CorruptTableError naming it."""
     path = partition_path(run_dir, table, trial_id, key)
     if not path.exists():
         return pd.DataFrame()
@@ -188,27 +345,37 @@ def read_partition(run_dir: str | os.PathLike | Folder, table: str, trial_id: An
 
 
 def read_table(run_dir: str | os.PathLike | Folder, table: str, filters: Any = None,
-               columns: Sequence[str] | None = None, key: str = DEFAULT_KEY) -> pd.DataFrame:
+               columns: Sequence[str] | None = None, key: str = DEFAULT_KEY,
+               skipped: list[Unreadable] | None = None) -> pd.DataFrame:
     """A whole table as pandas; `filters` as in `pandas.read_parquet` (list of tuples or a pyarrow expression).
 
     The schema is the union of all files' schemas (robust to files written before a widening finished);
-    the partition key comes back as a plain string column. A missing table is a FileNotFoundError.
+    the partition key comes back as a plain string column. A missing table is a FileNotFoundError. Unreadable
+    files are one CorruptTableError naming them; given a `skipped` list, they are left out and appended to it.
     """
     folder = table_path(run_dir, table)
     if not folder.is_dir():
         raise FileNotFoundError(f"no table {table!r} in {location(run_dir)} (expected the folder {folder})")
     files = _partition_files(folder)
     single = folder / PART
+    wanted = list(columns) if columns else None
     if not files and single.exists():
-        return _read_file(single, columns=list(columns) if columns else None, filters=filters).to_pandas()
-    if not files:
-        return pd.DataFrame(columns=list(columns) if columns else None)
-    schema = _unify([_read_schema(f) for f in files])
+        try:
+            return _read_file(single, columns=wanted, filters=filters).to_pandas()
+        except CorruptTableError as err:
+            settle(err.files, skipped)
+            return pd.DataFrame(columns=wanted)
+    schemas, bad = scan_files(files)
+    settle(bad, skipped)
+    if not schemas:
+        return pd.DataFrame(columns=wanted)
+    files = [f for f, _ in schemas]
+    schema = _unify([s for _, s in schemas])
     partitioning = ds.partitioning(pa.schema([(key, pa.string())]), flavor="hive")
-    dataset = ds.dataset([f.path for f in files], format="parquet", partitioning=partitioning, filesystem=folder.fs,
-                         partition_base_dir=folder.path, schema=schema.append(pa.field(key, pa.string())))
     expr = pq.filters_to_expression(filters) if isinstance(filters, list) else filters
-    out = dataset.to_table(columns=list(columns) if columns else None, filter=expr).to_pandas()
+    arrow, bad = read_files(folder, files, schema.append(pa.field(key, pa.string())), partitioning, wanted, expr)
+    settle(bad, skipped)
+    out = arrow.to_pandas()
     if key in out.columns:  # the key first, as people look for it there
         out = out[[key] + [c for c in out.columns if c != key]]
     return out

@@ -26,7 +26,9 @@ import signal
 import socket
 import sys
 import tempfile
+import threading
 import types
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,26 +139,135 @@ def build_tuner(trainable: type, trial_configs: Sequence[Mapping[str, Any]], run
                       run_config=run_config)
 
 
-def prepare_run_dir(storage: str | os.PathLike | Folder, name: str, spec_text: str, *, resume: bool,
-                    same_trials: Callable[[Folder], bool]) -> Folder:
-    """`<storage>/<name>`, holding `spec_text` as spec.yaml: refused if it exists (unless resuming); when
-    resuming it must exist and `same_trials(stored spec file)` must hold (`.read_text()` reads it).
-    `storage`: a path, a pyarrow filesystem URI or a `Folder`; a URI pyarrow cannot open is a ValueError."""
-    run_dir = location(storage) / name
+class StorageError(ValueError):
+    """A results folder the run cannot use: a scheme pyarrow cannot open, a store that does not answer or refuses
+    the credentials, a file where a folder belongs, no write access."""
+
+
+#: how long the storage check waits for the filesystem to answer (an unreachable object store retries for long)
+STORAGE_TIMEOUT_S = 30.0
+_PROBE = ".balenas-write-probe-"
+
+
+def check_run_dir(run_dir: Folder, *, resume: bool, kind: str = "sweep") -> None:
+    """The run-folder rule, reading only: without `resume` `run_dir` must not exist; with it, it must hold the
+    spec.yaml of a run. `kind` ("sweep", "training") names the run in the messages."""
     spec_path = run_dir / SPEC_FILE
     if resume:
         if not spec_path.is_file():
-            raise FileNotFoundError(f"--resume: no sweep to resume at {run_dir} (no {SPEC_FILE}); "
+            raise FileNotFoundError(f"--resume: no {kind} to resume at {run_dir} (no {SPEC_FILE}); "
                                     f"run without --resume to start it")
+    elif run_dir.exists():
+        raise FileExistsError(f"run folder {run_dir} already exists: pass --resume to finish that {kind}, or "
+                              f"change `name` / --storage (a {kind} never overwrites another's results)")
+
+
+def _nearest_existing(folder: Folder) -> tuple[Folder, Any]:
+    """`folder` or its closest ancestor that exists, with its file type (NotFound when not even the top exists;
+    on an object store the walk stops at the bucket)."""
+    import pyarrow.fs as pafs
+
+    local = folder.local_path() is not None
+    while True:
+        kind = folder.fs.get_file_info(folder.path).type
+        if kind != pafs.FileType.NotFound:
+            return folder, kind
+        parent = folder.parent
+        if parent.path == folder.path or (not local and "/" not in folder.path.strip("/")):
+            return folder, kind
+        folder = parent
+
+
+def _probe_write(folder: Folder, root: Folder) -> None:
+    """Write an empty hidden file in `folder` and remove it; a StorageError (naming `root`) says what failed."""
+    probe = folder / f"{_PROBE}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        with folder.fs.open_output_stream(probe.path) as f:
+            f.write(b"")
+    except OSError as err:
+        raise StorageError(f"storage {root}: cannot write in {folder} ({_first_line(err)})") from None
+    try:
+        folder.fs.delete_file(probe.path)
+    except OSError as err:
+        raise StorageError(f"storage {root}: wrote {probe} but cannot delete it ({_first_line(err)}); Tune "
+                           f"deletes old checkpoints there") from None
+
+
+def _check_storage(storage: str | os.PathLike | Folder, name: str, resume: bool, kind: str) -> Folder:
+    import pyarrow.fs as pafs
+
+    root = location(storage)  # a scheme pyarrow cannot open: ValueError naming the URI
+    run_dir = root / name
+    try:
+        found, found_type = _nearest_existing(run_dir)
+    except OSError as err:
+        raise StorageError(f"storage {root}: cannot be read ({_first_line(err)}); check the address and the "
+                           f"credentials") from None
+    if found_type == pafs.FileType.File and found.path != run_dir.path:
+        raise StorageError(f"storage {root}: {'' if found == root else f'{found} '}is a file, not a folder")
+    check_run_dir(run_dir, resume=resume, kind=kind)
+    _probe_write(found if found_type == pafs.FileType.Directory else root, root)
+    return run_dir
+
+
+def _first_line(err: BaseException) -> str:
+    """Why `err` happened, in one line: the system's words for a local error number, else the first line."""
+    if isinstance(err, OSError) and err.errno:
+        return os.strerror(err.errno)
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
+def check_storage(storage: str | os.PathLike | Folder, name: str, *, resume: bool, kind: str = "sweep",
+                  timeout: float | None = None) -> Folder:
+    """Before Ray starts: the run folder `<storage>/<name>` can be made (or, with `resume`, resumed) there.
+
+    Checks the scheme (`location`), that the store answers (within `timeout`, default `STORAGE_TIMEOUT_S`), that
+    no file stands where a folder belongs, the run-folder rule (`check_run_dir`), and that the closest existing
+    folder (the run folder itself when resuming) takes a file: an empty hidden probe file, removed at once.
+    Creates nothing: the run folder is made after Ray connects (`prepare_run_dir`), so a refused address leaves
+    nothing behind. Raises StorageError (a ValueError), FileExistsError or FileNotFoundError; returns the run
+    folder."""
+    timeout = STORAGE_TIMEOUT_S if timeout is None else timeout
+    outcome: dict[str, Any] = {}
+
+    def check() -> None:
+        try:
+            outcome["run_dir"] = _check_storage(storage, name, resume, kind)
+        except BaseException as err:  # handed to the caller's thread
+            outcome["error"] = err
+
+    thread = threading.Thread(target=check, name="balenas-storage-check", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise StorageError(f"storage {os.fspath(storage) if not isinstance(storage, Folder) else storage}: no answer "
+                           f"within {timeout:g} s; check the address, the network and the credentials")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["run_dir"]
+
+
+def prepare_run_dir(storage: str | os.PathLike | Folder, name: str, spec_text: str, *, resume: bool,
+                    same_trials: Callable[[Folder], bool], kind: str = "sweep") -> Folder:
+    """`<storage>/<name>`, holding `spec_text` as spec.yaml: refused if it exists (unless resuming); when
+    resuming it must exist and `same_trials(stored spec file)` must hold (`.read_text()` reads it).
+    `storage`: a path, a pyarrow filesystem URI or a `Folder`; a URI pyarrow cannot open is a ValueError, a folder
+    that cannot be made a StorageError. `kind` ("sweep", "training") names the run in the messages.
+    `check_storage` checks the same before Ray starts, without creating anything."""
+    run_dir = location(storage) / name
+    spec_path = run_dir / SPEC_FILE
+    check_run_dir(run_dir, resume=resume, kind=kind)
+    if resume:
         if not same_trials(spec_path):
             raise ValueError(f"--resume: the trials of this spec differ from the stored {spec_path}; "
-                             f"resume with the same spec or start a sweep with another name")
+                             f"resume with the same spec or start a {kind} with another name")
         return run_dir
-    if run_dir.exists():
-        raise FileExistsError(f"run folder {run_dir} already exists: pass --resume to finish that sweep, or "
-                              f"change `name` / --storage (a sweep never overwrites another's results)")
-    run_dir.mkdir()
-    spec_path.write_text(spec_text)
+    try:
+        run_dir.mkdir()
+        spec_path.write_text(spec_text)
+    except OSError as err:
+        raise StorageError(f"storage {run_dir.parent}: cannot create the run folder {run_dir} "
+                           f"({_first_line(err)})") from None
     return run_dir
 
 

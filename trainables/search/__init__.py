@@ -2,7 +2,15 @@
 Trainable that runs it as a trial (`trainables.search.trainable`, imported where Ray is wanted)."""
 
 from trainables.search.config import SearchConfig, parse_config
-from trainables.search.loop import CHECKPOINT_FILE, SearchRun, checkpoint_file, load_distribution, run_search
+from trainables.search.loop import (
+    CHECKPOINT_FILE,
+    NonFiniteSearch,
+    SearchRun,
+    checkpoint_file,
+    load_distribution,
+    nonfinite_state,
+    run_search,
+)
 
-__all__ = ["CHECKPOINT_FILE", "SearchConfig", "SearchRun", "checkpoint_file", "load_distribution", "parse_config",
-           "run_search"]
+__all__ = ["CHECKPOINT_FILE", "NonFiniteSearch", "SearchConfig", "SearchRun", "checkpoint_file", "load_distribution",
+           "nonfinite_state", "parse_config", "run_search"]

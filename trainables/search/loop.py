@@ -15,8 +15,14 @@ that `update` returns; NaN for a method that returns none, e.g. SNAS), any other
 steps, arch_steps, epoch_time_s, the distribution's `extra_metrics()`, and the ground truth of the genotype
 (bench_* columns) when `benchmark` is configured. Accuracies are in percent, as NB201 reports them.
 
+Divergence: the epoch's one synchronisation also carries whether the weight loss, the architecture loss and every
+floating-point tensor of the distribution's state (its parameters and optimizer moments) are finite; if one is
+not, `run_epoch` raises `NonFiniteSearch`, naming the epoch and the quantity, with the epoch's metrics (genotype
+None: a NaN distribution has no meaningful argmax) attached. The run is deterministic, so going on (or retrying
+from a checkpoint) would only repeat it.
+
 API: `SearchRun(config)`, `.run_epoch()`, `.save(path)`, `SearchRun.from_checkpoint(path)`,
-`load_distribution(path)`, `run_search(config)`.
+`load_distribution(path)`, `run_search(config)`, `NonFiniteSearch`, `nonfinite_state(distribution)`.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +53,46 @@ log = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = 1
 #: the SearchRun file's name inside a Tune checkpoint folder.
 CHECKPOINT_FILE = "search.pt"
+
+
+#: at most this many non-finite distribution tensors are named in a `NonFiniteSearch` message
+_NAMED_TENSORS = 4
+
+
+class NonFiniteSearch(RuntimeError):
+    """A search loss or the distribution's state became NaN or infinite. The message names the epoch and the
+    quantity; `metrics` holds that epoch's metrics (losses as measured, genotype None) for inspection."""
+
+    def __init__(self, message: str, metrics: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.metrics = dict(metrics or {})
+
+    def __reduce__(self):  # picklable with its metrics (Ray ships exceptions between processes)
+        return type(self), (str(self), self.metrics)
+
+
+def state_tensors(state: Any, prefix: str = "") -> Iterator[tuple[str, torch.Tensor]]:
+    """(dotted name, tensor) of every floating-point tensor in a nested state dict (parameters, optimizer moments;
+    not generator states or integer counters)."""
+    if isinstance(state, torch.Tensor):
+        if state.is_floating_point() or state.is_complex():
+            yield prefix or "state", state
+    elif isinstance(state, dict):
+        for k, v in state.items():
+            yield from state_tensors(v, f"{prefix}.{k}" if prefix else str(k))
+    elif isinstance(state, (list, tuple)):
+        for i, v in enumerate(state):
+            yield from state_tensors(v, f"{prefix}.{i}" if prefix else str(i))
+
+
+def nonfinite_state(distribution: ArchDistribution) -> list[str]:
+    """Names of the distribution's state tensors holding NaN or infinite values (host syncs: for checks outside the
+    loop, e.g. before sampling from a stored distribution)."""
+    return [name for name, t in state_tensors(distribution.state_dict()) if not bool(torch.isfinite(t).all())]
+
+
+def _divergence_message(quantities: list[str], epoch: int, total: int) -> str:
+    return f"non-finite {'; '.join(quantities)} in epoch {epoch} of {total}"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -230,13 +277,20 @@ class SearchRun:
         self.epoch += 1
 
         keys = sorted(arch_sums)
-        host = torch.stack([train_loss, train_correct] + [arch_sums[k] for k in keys]).tolist()  # the one sync
-        arch = {k: v / max(n_valid, 1) if n_valid else float("nan") for k, v in zip(keys, host[2:])}
+        # the distribution's parameters and optimizer moments, checked on the device: one 0/1 flag per tensor
+        # (tensors elsewhere, e.g. Adam's CPU step counters, are counters, not parameters)
+        state = [(name, t) for name, t in state_tensors(dist.state_dict()) if t.device == train_loss.device]
+        flags = [torch.isfinite(t).all().to(train_loss.dtype) for _, t in state]
+        host = torch.stack([train_loss, train_correct] + [arch_sums[k] for k in keys] + flags).tolist()  # the one sync
+        sums = host[:2 + len(keys)]
+        arch = {k: v / max(n_valid, 1) if n_valid else float("nan") for k, v in zip(keys, sums[2:])}
+        diverged = self._nonfinite(sums[0] / n_train, arch.get("arch_loss"),
+                                   [name for (name, _), ok in zip(state, host[2 + len(keys):]) if not ok])
         metrics: dict[str, Any] = {
             "epoch": self.epoch,
-            "genotype": dist.most_likely(),
-            "train_loss": host[0] / n_train,
-            "train_acc": 100.0 * host[1] / n_train,
+            "genotype": None if diverged else dist.most_likely(),
+            "train_loss": sums[0] / n_train,
+            "train_acc": 100.0 * sums[1] / n_train,
             "valid_loss": arch.pop("arch_loss", float("nan")),
             "valid_acc": 100.0 * arch.pop("arch_acc", float("nan")),
             "entropy": dist.entropy(),
@@ -248,6 +302,11 @@ class SearchRun:
         }
         metrics.update(arch)
         metrics.update({k: float(v) for k, v in dist.extra_metrics().items()})
+        if diverged:
+            metrics["epoch_time_s"] = time.perf_counter() - start
+            message = _divergence_message(diverged, self.epoch, self.total_epochs)
+            log.error("%s %s: %s", cfg.method, cfg.dataset, message)
+            raise NonFiniteSearch(message, metrics)
         if self.benchmark is not None:
             # a partial table (e.g. a published sample) has no row for most architectures: missing, not invented
             genotype = metrics["genotype"]
@@ -259,6 +318,19 @@ class SearchRun:
                  metrics["train_acc"], metrics["valid_loss"], metrics["valid_acc"], metrics["entropy"],
                  metrics["genotype"], metrics["epoch_time_s"])
         return metrics
+
+    @staticmethod
+    def _nonfinite(train_loss: float, arch_loss: float | None, state: list[str]) -> list[str]:
+        """The quantities of an epoch that are NaN or infinite, as `NonFiniteSearch` names them (empty: none)."""
+        found = []
+        if not math.isfinite(train_loss):
+            found.append(f"weight loss (train_loss={train_loss})")
+        if arch_loss is not None and not math.isfinite(arch_loss):
+            found.append(f"architecture loss (valid_loss={arch_loss})")
+        if state:
+            more = f", ... ({len(state)} tensors)" if len(state) > _NAMED_TENSORS else ""
+            found.append(f"distribution parameters ({', '.join(state[:_NAMED_TENSORS])}{more})")
+        return found
 
     # ----- checkpoints ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -7,6 +7,12 @@ state (weights, distribution, optimizers, RNG states, epoch) through `SearchRun.
 is what Tune restores a failed trial from. Result rows reach the Parquet store through the driver's
 `ParquetResults` callback (trainables/runs/results.py), not from here, so workers need no access to the results
 folder.
+
+A search that diverges (`NonFiniteSearch`: a NaN or infinite weight or architecture loss, or distribution
+parameters) ends its trial at once with a last result carrying that epoch's metrics and an `error` naming the
+epoch and the quantity; retrying from the last checkpoint would meet the same divergence (the run is
+deterministic), so no retry is spent on it. `trial_row` turns that result into status ERROR, the proxy stage
+skips the trial and the sweep exits 1, while the other trials go on.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import torch
 from trainables.runs.fsfolder import Folder
 from trainables.runs.results import cell, error_message, trial_status, versions
 from trainables.runs.trainable import TRIAL_INFO_PREFIX, RunTrainable, hp_fields, library_versions
-from trainables.search.loop import CHECKPOINT_FILE, SearchRun, checkpoint_file
+from trainables.search.loop import CHECKPOINT_FILE, NonFiniteSearch, SearchRun, checkpoint_file
 
 
 class SearchTrainable(RunTrainable):
@@ -50,7 +56,20 @@ class SearchTrainable(RunTrainable):
         return SearchRun(search_config)
 
     def step(self) -> dict[str, Any]:
-        return self._result(self.run.run_epoch())
+        try:
+            metrics = self.run.run_epoch()
+        except NonFiniteSearch as err:  # deterministic: end the trial (no retry), its rows stay for inspection
+            return {**self.identity, **err.metrics, "epoch": self.run.epoch, "error": str(err), **self.info,
+                    "done": True}
+        return self._result(metrics)
+
+
+def _last_epoch(history: pd.DataFrame) -> dict[str, Any]:
+    """The last epoch row of a trial's history; a text column's missing value is None, not NaN (a NaN would give
+    the one-row trials partition a float column where other partitions hold text)."""
+    final = history.sort_values("epoch").iloc[-1].to_dict()
+    return {k: (None if isinstance(v, float) and v != v and history[k].dtype == object else v)
+            for k, v in final.items()}
 
 
 def trial_row(trial, history: pd.DataFrame | None) -> dict[str, Any]:
@@ -62,14 +81,19 @@ def trial_row(trial, history: pd.DataFrame | None) -> dict[str, Any]:
     row: dict[str, Any] = {"trial_label": spec["label"], "method": spec["method"], "seed": int(spec["seed"]),
                            "dataset": search["dataset"], "space": search["space"]}
     row.update(hp_fields(spec["hp"]))
+    final: dict[str, Any] = {}
     if history is not None and len(history):
-        final = history.sort_values("epoch").iloc[-1].to_dict()
+        final = _last_epoch(history)
         row.update({k: v for k, v in final.items() if k not in row})
         row["final_genotype"] = final.get("genotype")
     row["epochs_done"] = int(history["epoch"].max()) if history is not None and len(history) else 0
     row["total_epochs"] = int(search.get("epochs", last.get(TRIAL_INFO_PREFIX + "total_epochs", 0)))
-    row["status"] = status = trial_status(trial, row["epochs_done"], row["total_epochs"])
-    row["error"] = error_message(trial) if status == "ERROR" else None
+    status = trial_status(trial, row["epochs_done"], row["total_epochs"])
+    diverged = final.get("error") if isinstance(final.get("error"), str) else None
+    if diverged:  # the trainable ended the trial itself (a non-finite loss or distribution): no genotype
+        status, row["genotype"], row["final_genotype"] = "ERROR", None, None
+    row["status"] = status
+    row["error"] = diverged or (error_message(trial) if status == "ERROR" else None)
     row["num_failures"] = int(getattr(trial.run_metadata, "num_failures", 0))
     ckpt = trial.checkpoint
     if ckpt is not None:  # a local path where the checkpoint's filesystem is a local disk (also under a SubTree)

@@ -171,6 +171,9 @@ def run_proxies(run_dir: Folder, spec: SweepSpec, trials: pd.DataFrame, progress
                     "open; run `python platform/proxy_stage.py` on a copy of the run folder", run_dir)
         return
     done = trials[trials["status"] == "TERMINATED"]
+    for r in trials[trials["status"] == "ERROR"].to_dict("records"):  # diverged or failed: nothing to select
+        log.warning("proxy stage: trial %s (%s, seed %s) skipped: status ERROR (%s)", r.get("trial_label"),
+                    r.get("method"), r.get("seed"), r.get("error") or "no error recorded")
     if not len(done):
         log.warning("proxy stage skipped: no trial finished")
         return

@@ -38,7 +38,9 @@ from trainables.runs.spec import (
     Resources,
     RunName,
     SpecError,
+    check_benchmark_file,
     located,
+    read_spec_text,
     resolve_path,
     validation_problems,
 )
@@ -46,7 +48,7 @@ from trainables.runs.spec import StrictModel as _Strict
 from trainables.search.config import PARAMS_CHECKED, SearchConfig, SpaceName
 
 __all__ = ["BENCHMARK_HINT", "SEARCH_KEYS", "Checkpointing", "Failure", "Resources", "RunName", "SpecError",
-           "SweepSpec", "TrialSpec", "check_spec_paths", "expand_grid", "load_spec", "proxy_stage",
+           "SpecPathError", "SweepSpec", "TrialSpec", "check_spec_paths", "expand_grid", "load_spec", "proxy_stage",
            "resolve_path", "stored_proxy_stage", "validate_spec"]
 
 #: keys of the search loop's config that the spec sets per trial (so `search:` must not).
@@ -59,6 +61,14 @@ BENCHMARK_HINT = ("a ground-truth table with one row per architecture: `nb201` (
                   "(NAS-Bench-201-v1_1-096897.pth, https://github.com/D-X-Y/NAS-Bench-201) with `python -m "
                   "search_spaces.benchmarks convert NAS-Bench-201-v1_1-096897.pth nb201.parquet --trust-pickle`; "
                   "or leave `benchmark` out to search without ground truth")
+
+
+class SpecPathError(SpecError):
+    """A spec field whose file cannot serve on this machine (found before Ray starts): one line, `field: message`."""
+
+    def __init__(self, field: str, message: str):
+        self.problems = [(field, message)]
+        ValueError.__init__(self, f"{field}: {message}")
 
 
 class SweepSpec(_Strict):
@@ -215,7 +225,10 @@ def _check_search(spec: SweepSpec) -> list[tuple[str, str]]:
 
 
 def _check_consistency(spec: SweepSpec) -> list[tuple[str, str]]:
-    problems = []
+    from search_spaces.benchmarks.registry import value_problem
+
+    problem = value_problem(get_space(spec.space).benchmark_name, spec.benchmark, spec.space)
+    problems = [("benchmark", problem)] if problem else []
     device = str(spec.search.get("device", "auto"))
     if device.startswith("cuda") and spec.resources.gpu == 0:
         problems.append(("resources.gpu", f"is 0 but search.device is {device!r}: Ray would hide every GPU "
@@ -265,7 +278,7 @@ def load_spec(path: str | Path, *, check_paths: bool = True) -> SweepSpec:
     if not path.is_file():
         raise FileNotFoundError(f"sweep spec not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(read_spec_text(path, SpecError))
     except yaml.YAMLError as err:
         raise SpecError(str(path), [("(yaml)", str(err))]) from None
     spec = validate_spec(data, base_dir=path.resolve().parent, source=str(path))
@@ -302,22 +315,28 @@ def stored_proxy_stage(data: Mapping[str, Any], *, source: str = "<spec>", **ove
     return ProxyStage.build(**{k: getattr(stored, k) for k in _STAGE_KEYS}, **overrides)
 
 
+
 def check_spec_paths(spec: SweepSpec) -> None:
     """FileNotFoundError naming the spec field, the path and where to get the file, for data missing here;
     missing CIFAR data are downloaded first unless `spec.download` is off (download.DownloadError on failure).
+    The benchmark file is opened (large tables: their format and columns checked), so a file that is not the
+    space's benchmark table is a `SpecPathError` naming `benchmark`, the path and the problem, not a failure in
+    every trial.
 
     Skipped for cluster runs whose data exist only on the worker nodes (`--no-check-paths`).
     """
     from search_spaces.benchmarks.registry import is_builtin_reference
     from search_spaces.data import prepare_dataset
 
+    # the files first: a bad benchmark is found before a data set is downloaded
+    if (spec.benchmark is not None and not is_builtin_reference(spec.benchmark)
+            and not Path(spec.benchmark).is_file()):
+        raise FileNotFoundError(f"benchmark: file not found: {spec.benchmark}; expected {BENCHMARK_HINT}")
+    check_benchmark_file(spec.space, spec.benchmark, SpecPathError)
+    if spec.split_file is not None and not Path(spec.split_file).is_file():
+        raise FileNotFoundError(f"split_file: file not found: {spec.split_file}; NB201's split files "
+                                f"(e.g. cifar-split.txt) come with the NAS-Bench-201 release")
     try:
         prepare_dataset(spec.dataset, spec.data_root, download=spec.download)
     except FileNotFoundError as err:
         raise FileNotFoundError(f"data_root ({spec.data_root or 'unset'}): {err}") from None
-    if (spec.benchmark is not None and not is_builtin_reference(spec.benchmark)
-            and not Path(spec.benchmark).is_file()):
-        raise FileNotFoundError(f"benchmark: file not found: {spec.benchmark}; expected {BENCHMARK_HINT}")
-    if spec.split_file is not None and not Path(spec.split_file).is_file():
-        raise FileNotFoundError(f"split_file: file not found: {spec.split_file}; NB201's split files "
-                                f"(e.g. cifar-split.txt) come with the NAS-Bench-201 release")

@@ -8,6 +8,13 @@ the keyed Parquet callback), with this stage's Trainable, tables and trial row:
   (and valid where the protocol evaluates one), params, FLOPs, seconds per epoch, device, library versions,
   status and error (a non-finite loss names its epoch), `selected_by` (JSON: the search trials whose rule
   chose the architecture) and, with a `benchmark`, the table's accuracies of the architecture (`bench_*`).
+
+The end of a trial cannot lose its training: a benchmark lookup that fails in `final_row` (a table changed or
+removed during the run) leaves the row with its trained results, the status the training earned and the
+lookup's error in `bench_error` (the exit status stays that of the trainings: 0 when all finished, with a
+warning); `ParquetResults` records a row whose building or writing fails without failing the trial, and a trial
+restored from its last epoch's checkpoint (a retry or `--resume` after the training ended) trains nothing and
+only redoes the missing bookkeeping (its `final` row).
 """
 
 from __future__ import annotations
@@ -91,8 +98,13 @@ def final_row(trial, history: pd.DataFrame | None) -> dict[str, Any]:
     row.update(versions(last))
     roles = [k.removesuffix("_acc") for k in ("test_acc", "valid_acc") if final.get(k) is not None]
     if row["space"]:
-        row.update(benchmark_columns(spec.get("benchmark"), row["space"], row["arch"], row["dataset"],
-                                     row["protocol"], roles or ["test"]))
+        try:
+            row.update(benchmark_columns(spec.get("benchmark"), row["space"], row["arch"], row["dataset"],
+                                         row["protocol"], roles or ["test"]))
+        except Exception as err:  # noqa: BLE001 - the training is done: no lookup failure may cost its row
+            row["bench_error"] = f"{type(err).__name__}: {err}"
+            log.warning("%s: no ground truth for %s (%s); the trained result is kept, the error is in its "
+                        "`bench_error`", spec["label"], row["arch"], row["bench_error"])
     return {k: cell(v) for k, v in row.items()}
 
 
@@ -104,14 +116,15 @@ def tuner_plan(spec: TrainSpec) -> TunerPlan:
 
 
 def prepare_train_dir(spec: TrainSpec, storage: str | os.PathLike, resume: bool) -> Path:
-    """The run folder (`trainables.runs.tuner.prepare_run_dir`); a resumed one must hold the same trials."""
+    """The run folder (`trainables.runs.tuner.prepare_run_dir`, whose refusals speak of a training); a resumed one
+    must hold the same trials (the architectures compared as canonical strings: validation stores them so)."""
     def same_trials(stored_path: Path) -> bool:
         data = yaml.safe_load(stored_path.read_text())
         data.pop("from", None)  # already expanded into `architectures` when it was stored
         stored = validate_train_spec(data, source=str(stored_path))
         return stored.trials() == spec.trials()
 
-    return prepare_run_dir(storage, spec.name, spec.to_yaml(), resume=resume, same_trials=same_trials)
+    return prepare_run_dir(storage, spec.name, spec.to_yaml(), resume=resume, same_trials=same_trials, kind="training")
 
 
 def progress_reporter():
@@ -143,6 +156,10 @@ def run_train(spec: TrainSpec, *, storage: str | os.PathLike | None = None, resu
         interrupted = not done or len(final) < len(spec.trials())
         if verbose:
             print("\n" + summary_table(final) + "\n", flush=True)
+        if "bench_error" in final and final["bench_error"].notna().any():
+            log.warning("%d training(s) finished without ground truth (the benchmark lookup failed; see the "
+                        "`bench_error` column of the final table): %s", int(final["bench_error"].notna().sum()),
+                        final["bench_error"].dropna().iloc[0])
     finally:
         if started:
             import ray

@@ -198,6 +198,7 @@ class TrainRun:
         lr = float(self.optimizer.param_groups[0]["lr"])
         B, steps = p.batch_size, self.steps_per_epoch
         order = self.train_data.permutation(self.generator)
+        unreadable = self._unreadable_images()
         zero = torch.zeros((), device=self.device)
         loss_sum, hits, seen = zero.clone(), zero.clone(), 0
         for i in range(steps):
@@ -232,8 +233,13 @@ class TrainRun:
         if self.epoch % p.eval_every == 0 or self.done:
             self.last_eval = self.evaluate()
         metrics.update(self.last_eval)
+        metrics["unreadable_images"] = self._unreadable_images() - unreadable  # skipped and replaced this epoch
         metrics["epoch_time_s"] = time.perf_counter() - start
         return metrics
+
+    def _unreadable_images(self) -> int:
+        """Images the splits could not read so far (an image folder skips, replaces and counts them; 0 in memory)."""
+        return sum(getattr(d, "unreadable_images", 0) for d in (self.train_data, *self.eval_data.values()))
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:

@@ -15,12 +15,17 @@ resources: {cpu: 1, gpu: 0.5}   # as in search sweeps; also failure, checkpoint,
 `from` reads the sweep's `selections` table and trains each distinct architecture the rule chose once (per
 seed), remembering which search trials chose it (`selected_by`). `resolve_sources` turns it into the concrete
 `architectures` list before the run starts, so the run folder's spec.yaml names exactly what was trained.
-Every problem is a `SpecError` naming the field and the bad value.
+Every architecture is stored as its space's canonical string, and one architecture given several times (in any
+spelling, listed or selected) is trained once (`merge_duplicates`, with a warning naming the entries).
+Every problem is a `SpecError` naming the field and the bad value, found before Ray starts: protocol overrides
+the space's network or the data set cannot take (`protocol_problems`), and in `check_train_paths` a benchmark
+file that is not the space's benchmark table.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -28,6 +33,7 @@ from typing import Any
 import yaml
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from search_spaces.space import DEFAULT_SPACE
 from trainables.runs.spec import (
     TOP_LEVEL,
     Checkpointing,
@@ -35,12 +41,16 @@ from trainables.runs.spec import (
     Resources,
     RunName,
     SpecError,
+    check_benchmark_file,
     located,
+    read_spec_text,
     resolve_path,
     validation_problems,
 )
 from trainables.runs.spec import StrictModel as _Strict
 from trainables.train.config import TrainConfig
+
+log = logging.getLogger(__name__)
 
 _RULE = re.compile(r"^(argmax|proxy:[A-Za-z0-9_]+|rank:[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)+)$")
 SELECTIONS = "selections"
@@ -50,6 +60,14 @@ class TrainSpecError(SpecError):
     """A malformed training spec (a SpecError, so callers catch both kinds the same way)."""
 
     kind = "training spec"
+
+
+class TrainPathError(TrainSpecError):
+    """A spec field whose file cannot serve on this machine (found before Ray starts): one line, `field: message`."""
+
+    def __init__(self, field: str, message: str):
+        self.problems = [(field, message)]
+        ValueError.__init__(self, f"{field}: {message}")
 
 
 #: where a model-level problem belongs, by the start of its message
@@ -197,11 +215,12 @@ def _sweep_space(sweep_dir: Path) -> str | None:
     if not path.is_file():
         return None
     data = yaml.safe_load(path.read_text())
-    return data.get("space", "nb201") if isinstance(data, dict) else None
+    return data.get("space", DEFAULT_SPACE) if isinstance(data, dict) else None
 
 
 def resolve_sources(spec: TrainSpec) -> TrainSpec:
-    """`from` expanded into `architectures` (appended after any listed ones)."""
+    """`from` expanded into `architectures` (appended after any listed ones; `merge_duplicates` then merges an
+    architecture listed and selected, in whatever spelling)."""
     if spec.source is None:
         return spec
     sweep_dir = Path(spec.source.sweep)
@@ -210,9 +229,9 @@ def resolve_sources(spec: TrainSpec) -> TrainSpec:
     if sweep_space is not None and train_space is not None and sweep_space != train_space:
         raise ValueError(f"from.sweep: {sweep_dir} searched space {sweep_space!r}, but this training is in "
                          f"{train_space!r}")
-    known = {e.arch for e in spec.architectures}
-    return spec.model_copy(update={"architectures": [*spec.architectures,
-                                                     *(e for e in found if e.arch not in known)]})
+    # an architecture both listed and selected (in any spelling) is merged into the listed entry by
+    # `merge_duplicates`, which validate_train_spec runs next
+    return spec.model_copy(update={"architectures": [*spec.architectures, *found]})
 
 
 def _protocol_space(spec: TrainSpec) -> str | None:
@@ -254,6 +273,7 @@ def validate_train_spec(data: Any, *, base_dir: Path | str = ".", source: str = 
         spec = TrainSpec.model_validate(data)
     except ValidationError as err:
         raise TrainSpecError(source, located(err)) from None
+    benchmark_problem = _benchmark_problem(spec)  # the value as written (a packaged table's name, a path)
     spec = spec.model_copy(update={
         "data_root": resolve_path(spec.data_root, base), "split_file": resolve_path(spec.split_file, base),
         "benchmark": _benchmark_value(spec, base), "storage": resolve_path(spec.storage, base),
@@ -274,12 +294,115 @@ def validate_train_spec(data: Any, *, base_dir: Path | str = ".", source: str = 
                     problems.append(item)
             if any(not p[0].startswith("architectures") for p in problems):
                 break  # a protocol / data set problem: the same for every architecture
+    resolved = _space_and_protocol(spec)
+    if resolved is not None and not problems:
+        problems += protocol_problems(spec, *resolved)
+    if benchmark_problem:
+        problems.append(("benchmark", benchmark_problem))
     device = spec.device
     if device.startswith("cuda") and spec.resources.gpu == 0:
         problems.append(("resources.gpu", f"is 0 but device is {device!r}: Ray would hide every GPU from the trial"))
     if problems:
         raise TrainSpecError(source, problems)
-    return spec
+    if resolved is None:  # unreachable: TrainConfig reported an unknown protocol or space
+        return spec
+    from search_spaces.space import get_space
+
+    space = get_space(resolved[0])
+    n_listed = len(data.get("architectures") or [])
+    return spec.model_copy(update={"architectures": merge_duplicates(spec.architectures, space.canonical,
+                                                                     n_listed)})
+
+
+def _space_and_protocol(spec: TrainSpec):
+    """(space name, resolved protocol) of a spec, or None where the protocol or space is unknown (reported by
+    TrainConfig)."""
+    from search_spaces.space import available_spaces
+    from trainables.train.protocol import resolve_protocol
+
+    try:
+        protocol = resolve_protocol(spec.protocol, spec.overrides)
+    except ValueError:
+        return None
+    space = spec.space or protocol.space
+    return (space, protocol) if space in available_spaces() else None
+
+
+def _benchmark_problem(spec: TrainSpec) -> str | None:
+    """What is wrong with the spec's `benchmark` for its space without reading a file (see `value_problem`)."""
+    from search_spaces.benchmarks.registry import value_problem
+    from search_spaces.space import get_space
+
+    resolved = _space_and_protocol(spec)
+    if resolved is None or "benchmark" not in spec.model_fields_set:
+        return None
+    return value_problem(get_space(resolved[0]).benchmark_name, spec.benchmark, resolved[0])
+
+
+def protocol_problems(spec: TrainSpec, space_name: str, protocol) -> list[tuple[str, str]]:
+    """What the trial would only find when it builds its network or reads its data: protocol `size` keys, `network`
+    extras or `auxiliary` the space's network does not take (`space.sizes`, `space.network_extras`), and data sets
+    or split names of `splits` that search_spaces.data does not have. Fields are named `overrides.<key>` (where the
+    fix goes)."""
+    from search_spaces.data.datasets import DATASETS, FOLDER_DATASETS
+    from search_spaces.space import get_space
+    from trainables.train.loop import network_keywords
+
+    problems = []
+    try:
+        network_keywords(get_space(space_name), protocol)
+    except ValueError as err:
+        message = str(err)
+        if message.startswith("protocol.size."):  # "protocol.size.<key>: <why>"
+            where, _, why = message.partition(": ")
+            problems.append(("overrides." + where.removeprefix("protocol."), why))
+        else:  # "protocol network.<key>=<value>: ..." or "protocol auxiliary=True: ..."
+            key = message.removeprefix("protocol ").split("=")[0]
+            problems.append((f"overrides.{key}", message.removeprefix("protocol ")))
+    for name, where in protocol.splits.items():
+        field = f"overrides.splits.{name}"
+        if where.data in DATASETS:
+            known = list(DATASETS[where.data].splits)
+        elif where.data in FOLDER_DATASETS:
+            known = list(FOLDER_DATASETS[where.data].folders)
+        else:
+            problems.append((f"{field}.data", f"unknown data set; expected one of "
+                                              f"{', '.join([*DATASETS, *FOLDER_DATASETS])} (got {where.data!r})"))
+            continue
+        for role, split in [("train", where.train), *((f"eval.{r}", v) for r, v in where.eval.items())]:
+            if split not in known:
+                problems.append((f"{field}.{role}", f"unknown split of data set {where.data!r}; its splits: "
+                                                    f"{', '.join(known)} (got {split!r})"))
+    return problems
+
+
+def merge_duplicates(entries: list[ArchEntry], canonical, n_listed: int | None = None) -> list[ArchEntry]:
+    """Each architecture once, as its space's canonical string (`canonical`): entries that are one architecture
+    in different spellings (an NB201 string twice, a DARTS genotype as text, compact list or with a node's pairs
+    swapped) merge into the first, which keeps its place, takes the first label given and the `selected_by` of all;
+    a warning names the merged entries. `n_listed`: how many entries the spec listed (the others came from `from`).
+    """
+    merged: dict[str, ArchEntry] = {}
+    positions: dict[str, list[int]] = {}
+    for i, entry in enumerate(entries):
+        key = canonical(entry.arch)
+        first = merged.get(key)
+        positions.setdefault(key, []).append(i)
+        if first is None:
+            merged[key] = entry.model_copy(update={"arch": key})
+            continue
+        by = [*first.selected_by, *(s for s in entry.selected_by if s not in first.selected_by)]
+        merged[key] = first.model_copy(update={"selected_by": by, "label": first.label or entry.label})
+    n_listed = len(entries) if n_listed is None else n_listed
+    for key, where in positions.items():
+        if len(where) > 1:
+            names = [f"architectures.{i} ({entries[i].arch!r})" if i < n_listed else
+                     f"from ({entries[i].arch!r}, selected by {len(entries[i].selected_by)} search trial(s))"
+                     for i in where]
+            labels = sorted({entries[i].label for i in where if entries[i].label})
+            log.warning("%s are one architecture, %r: it is trained once per seed%s", ", ".join(names), key,
+                        f" (label {merged[key].label!r} of {labels})" if len(labels) > 1 else "")
+    return list(merged.values())
 
 
 def load_train_spec(path: str | Path, *, from_sweep: str | None = None, rule: str | None = None,
@@ -289,7 +412,7 @@ def load_train_spec(path: str | Path, *, from_sweep: str | None = None, rule: st
     if not path.is_file():
         raise FileNotFoundError(f"training spec not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(read_spec_text(path, TrainSpecError))
     except yaml.YAMLError as err:
         raise TrainSpecError(str(path), [("(yaml)", str(err))]) from None
     spec = validate_train_spec(data, base_dir=path.resolve().parent, source=str(path), from_sweep=from_sweep,
@@ -302,18 +425,24 @@ def load_train_spec(path: str | Path, *, from_sweep: str | None = None, rule: st
 def check_train_paths(spec: TrainSpec) -> None:
     """FileNotFoundError naming the field and path for data missing on this machine; missing CIFAR data are
     downloaded first unless `spec.download` is off (download.DownloadError on failure); ImageNet's folders are
-    checked (split and class folders, not every image) and never downloaded."""
+    checked (split and class folders, not every image) and never downloaded. The benchmark file is opened (large
+    tables: their format and columns checked): one that is not the space's benchmark table is a TrainPathError
+    naming `benchmark`, the path and the problem, before Ray starts rather than after the last epoch."""
     from search_spaces.benchmarks.registry import is_builtin_reference
     from search_spaces.data import prepare_dataset
 
-    protocol = TrainConfig(**spec.train_config(spec.architectures[0].arch, spec.seeds[0])).resolved_protocol()
+    config = TrainConfig(**spec.train_config(spec.architectures[0].arch, spec.seeds[0]))
+    protocol = config.resolved_protocol()
     if spec.dataset not in protocol.splits:
-        raise ValueError(f"dataset {spec.dataset!r}: protocol {protocol.name!r} has no splits for it")
+        raise TrainPathError("dataset", f"{spec.dataset!r}: protocol {protocol.name!r} has no splits for it")
+    # the files first: a bad benchmark is found before a data set is downloaded
+    if spec.benchmark is not None and not is_builtin_reference(spec.benchmark) and not Path(spec.benchmark).is_file():
+        raise FileNotFoundError(f"benchmark: file not found: {spec.benchmark}")
+    check_benchmark_file(config.space_name, spec.benchmark, TrainPathError)
+    if spec.split_file is not None and not Path(spec.split_file).is_file():
+        raise FileNotFoundError(f"split_file: file not found: {spec.split_file}")
     try:
         prepare_dataset(protocol.splits[spec.dataset].data, spec.data_root, download=spec.download)
     except FileNotFoundError as err:
         raise FileNotFoundError(f"data_root ({spec.data_root or 'unset'}): {err}") from None
-    if spec.benchmark is not None and not is_builtin_reference(spec.benchmark) and not Path(spec.benchmark).is_file():
-        raise FileNotFoundError(f"benchmark: file not found: {spec.benchmark}")
-    if spec.split_file is not None and not Path(spec.split_file).is_file():
-        raise FileNotFoundError(f"split_file: file not found: {spec.split_file}")
+

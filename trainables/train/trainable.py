@@ -5,7 +5,7 @@ architecture came from (`selected_by`) and the `TrainRun` config. Checkpoints ar
 (weights, optimizer, scheduler, RNG states, epoch), which Tune restores a failed trial from. A non-finite
 training loss ends the trial at once with an `error` result naming the epoch (retrying from the last
 checkpoint would meet the same loss: the run is deterministic), so the driver's `final` row says so and the
-other trials go on.
+other trials go on. A trial restored from its last epoch's checkpoint trains nothing: its one result ends it.
 """
 
 from __future__ import annotations
@@ -53,6 +53,11 @@ class TrainTrainable(RunTrainable):
         return TrainRun(train_config)
 
     def step(self) -> dict[str, Any]:
+        if self.run.done:
+            # restored from the last epoch's checkpoint (a retry after a failure past the last epoch, or --resume
+            # of a trial whose training ended): nothing is left to train, so the trial ends at once and the driver
+            # redoes only the missing bookkeeping. No `epoch` key: the stored epoch rows stay as they are.
+            return {**self.identity, **self.info, "done": True}
         try:
             metrics = self.run.run_epoch()
         except NonFiniteLoss as err:

@@ -26,11 +26,13 @@ import numpy as np
 
 from search_spaces.benchmarks.base import (
     Benchmark,
+    BenchmarkFileError,
     BenchmarkQueryError,
     ReportColumn,
     UnknownArchitectureError,
     bench_column,
 )
+from search_spaces.benchmarks.table_io import stored_benchmark
 from search_spaces.nb1shot1.nb101.graph import canonical_spec, spec_hash
 from search_spaces.nb1shot1.nb101.records import EVAL_FIELDS, decode_record
 from search_spaces.nb1shot1.nb101.tfrecord import RecordError, iter_records
@@ -192,8 +194,15 @@ class NB101Benchmark(Benchmark):
         self._per_epoch = per_epoch
         self._matrices, self._ops = matrices, ops
 
+    #: the columns `open` and `query` read
+    REQUIRED_COLUMNS = ("cell", "module_hash", "epochs", "num_repeats", "matrix", "ops", "trainable_parameters",
+                        *(stat_column(stage, field, stat) for stage in _STAGES for field in EVAL_FIELDS
+                          for stat in ("mean", "std")))
+
     @classmethod
-    def open(cls, path: Path | str) -> NB101Benchmark:
+    def _parquet(cls, path: Path | str):
+        """The table's `pq.ParquetFile` and metadata after checking the file's format, metadata and columns
+        (its footer only); FileNotFoundError / BenchmarkFileError naming the file."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -201,16 +210,53 @@ class NB101Benchmark(Benchmark):
         if not path.is_file():
             raise FileNotFoundError(f"NB101 table not found: {path}. {OFFICIAL_FILE_HELP}")
         if path.suffix.lower() == ".tfrecord":
-            raise ValueError(f"{path} is a record file; convert it first. {OFFICIAL_FILE_HELP}")
+            raise BenchmarkFileError(f"{path} is a record file; convert it first. {OFFICIAL_FILE_HELP}")
         try:
             pfile = pq.ParquetFile(path)
-        except OSError as err:
-            raise ValueError(f"{path}: not a readable Parquet NB101 table ({err})") from err
-        raw = (pfile.schema_arrow.metadata or {}).get(META_KEY)
-        meta = json.loads(raw) if raw else {}
+        except (pa.ArrowInvalid, OSError) as err:
+            raise BenchmarkFileError(f"{path}: not a readable Parquet NB101 table ({err})") from None
+        metadata = pfile.schema_arrow.metadata or {}
+        raw = metadata.get(META_KEY)
+        try:
+            meta = json.loads(raw) if raw else {}
+        except ValueError:
+            meta = {}
         if meta.get("format") != TABLE_FORMAT or meta.get("version") != TABLE_VERSION:
-            raise ValueError(f"{path}: not an NB101 table written by this converter (format "
-                             f"{meta.get('format')!r} v{meta.get('version')!r}). {OFFICIAL_FILE_HELP}")
+            other = stored_benchmark(path)
+            what = (f"holds the {other!r} benchmark table, not an NB101 table" if other else
+                    f"not an NB101 table written by this converter (format {meta.get('format')!r} "
+                    f"v{meta.get('version')!r})")
+            raise BenchmarkFileError(f"{path}: {what}. {OFFICIAL_FILE_HELP}")
+        missing = [c for c in cls.REQUIRED_COLUMNS if c not in pfile.schema_arrow.names]
+        if missing:
+            raise BenchmarkFileError(f"{path}: missing column(s) {', '.join(map(repr, missing))} of an NB101 table "
+                                     f"(convert the record file again). {OFFICIAL_FILE_HELP}")
+        if pfile.metadata.num_rows == 0:
+            raise BenchmarkFileError(f"{path}: the NB101 table holds no rows")
+        return pfile, meta
+
+    @classmethod
+    def check(cls, path: Path | str) -> None:
+        """The format, metadata and columns of the table (its footer only: a full table is large to load)."""
+        cls._parquet(path)
+
+    @classmethod
+    def open(cls, path: Path | str) -> NB101Benchmark:
+        import pyarrow as pa
+
+        pfile, meta = cls._parquet(path)
+        path = Path(path).expanduser()
+        try:
+            return cls._read(pfile, meta, path)
+        except (pa.ArrowInvalid, OSError, ValueError) as err:  # a truncated column chunk, a bad value
+            if isinstance(err, BenchmarkFileError):
+                raise
+            raise BenchmarkFileError(f"{path}: unreadable NB101 table ({type(err).__name__}: {err})") from None
+
+    @classmethod
+    def _read(cls, pfile, meta: dict, path: Path) -> NB101Benchmark:
+        import pyarrow as pa
+
         # Column by column, row group by row group: the peak memory is the result plus one column chunk.
         # matrix and ops are read dictionary-encoded (far fewer distinct values than cells) and kept so.
         def column(name: str, dictionary: bool = False):
@@ -223,7 +269,7 @@ class NB101Benchmark(Benchmark):
         codes = column("cell").to_numpy().astype(np.int64)
         cells, first = np.unique(codes, return_index=True)
         if len(cells) and (cells[0] != 0 or cells[-1] != len(cells) - 1):
-            raise ValueError(f"{path}: column 'cell' is not a dense 0..n-1 index")
+            raise BenchmarkFileError(f"{path}: column 'cell' is not a dense 0..n-1 index")
         n = len(cells)
         epochs = column("epochs").to_numpy()
         groups = {int(e): np.flatnonzero(epochs == e) for e in np.unique(epochs)}
