@@ -42,15 +42,16 @@ FOLDER_NUM_CLASSES = {"imagenet": 1000}
 PREFIX = "cost_"
 
 LatencySource = Callable[..., "float | None"]
-#: the NB201 latency tables' network: the benchmark's size, on 32x32 images (CIFAR-10/100)
+#: the NB201 latency tables' network: the benchmark's size, CIFAR-10's (10 classes, 32x32 images). HELP's values
+#: are HW-NAS-Bench's CIFAR-10 setting (its CIFAR-100 values differ: search_spaces/nb201/data/README.md)
 NB201_TABLE_SIZE = {"C": 16, "N": 5}
-NB201_TABLE_DATASETS = ("cifar10", "cifar100")
+NB201_TABLE_DATASETS = ("cifar10", "cifar10-valid")
 
 
 def nb201_latency(arch: str, device: str, *, dataset: str, size: Mapping[str, Any]) -> float | None:
     """Published latency (ms) of an NB201 cell from `search_spaces.nb201.latency`'s packaged table (HELP /
     HW-NAS-Bench devices, e.g. 'pixel3', 'titanx_b1'); None for a device the table lacks, for another size than
-    the benchmark's C=16, N=5, for another resolution than CIFAR's 32x32, or where the table is not installed."""
+    the benchmark's C=16, N=5, for another data set than CIFAR-10's network, or where the table is not installed."""
     if dict(size) != NB201_TABLE_SIZE or dataset not in NB201_TABLE_DATASETS:
         return None
     try:
@@ -98,7 +99,7 @@ def latency_source(space: SearchSpace) -> LatencySource | None:
     return fn if callable(fn) else None
 
 
-def _call_source(source: LatencySource, arch: str, device: str, **context: Any) -> float | None:
+def call_latency_source(source: LatencySource, arch: str, device: str, **context: Any) -> float | None:
     """`source(arch, device, **context)`, passing only the keywords (`dataset`, `size`) that it takes."""
     try:
         params = inspect.signature(source).parameters
@@ -182,7 +183,7 @@ def costs(space: SearchSpace | str, arch: str, size: Mapping[str, Any] | None = 
         canonical = space.canonical(arch)
         checked = split_size(space, size)
         for device in devices:
-            value = _call_source(source, canonical, device, dataset=dataset, size=checked)
+            value = call_latency_source(source, canonical, device, dataset=dataset, size=checked)
             if value is not None and math.isfinite(float(value)):
                 out["latency_ms"][device] = float(value)
     return out

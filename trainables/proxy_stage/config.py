@@ -29,7 +29,8 @@ class ProxyResources(BaseModel):
 class ProxySettings(BaseModel):
     """The proxy stage after the search (BaLeNAS-TF): `samples` architectures drawn per trial from its final
     distribution, scored by the proxies `names` on one data batch, and selected by the rules `combine`
-    (default: all proxies together when more than one). Extra keys are the space's network size keys."""
+    (default: all proxies together when more than one); `cost_devices` names the latency devices of the
+    rows' cost columns. Extra keys are the space's network size keys."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -43,6 +44,9 @@ class ProxySettings(BaseModel):
     combine: list[list[str]] | None = None
     max_in_flight: int | None = Field(None, ge=1)
     channels_last: bool = False
+    #: latency devices of the cost columns (`cost_latency_<device>_ms`); None: every device the space's latency
+    #: source knows (none where the space has no source). Checked against the space by `ProxyStage.build`.
+    cost_devices: list[str] | None = None
 
     @field_validator("names")
     @classmethod
@@ -112,6 +116,9 @@ class ProxyStage:
         """The stage of a sweep whose other values its caller validated; `proxies` (a validated section, a mapping
         or None for the defaults) with `overrides` (None = keep) is checked here, its size keys against `space`
         (ValueErrors name `proxies.<path>`)."""
+        from trainables.proxy_stage.selection import cost_devices
+
         settings = ProxySettings.checked(proxies, **overrides)
+        cost_devices(space, settings.cost_devices)  # an unknown device: a ValueError naming proxies.cost_devices
         return cls(space=space, dataset=dataset, data_root=data_root, download=download, benchmark=benchmark,
                    proxies=settings, size=settings.size(space))

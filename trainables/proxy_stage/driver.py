@@ -15,6 +15,11 @@ Flow of `run_proxy_stage(run_dir, stage)`:
    `rank:<a>+<b>` (best sum of ranks) pick an architecture; its ground truth (`bench_*`) joins it in the
    `selections` table.
 
+Both tables carry each architecture's cost columns (`search_spaces.costs.cost_columns` at the stage's network size
+and data set): `cost_params_M` and `cost_flops_M`, counted in the scoring task on the network it built (the
+argmax, when not among the samples, on the driver), and `cost_latency_<device>_ms` for `proxies.cost_devices`
+(default: every device of the space's latency source) where the source has a figure (NB201: C=16, N=5 only).
+
 `stage` (`trainables.proxy_stage.config.ProxyStage`) holds what the stage reads of the sweep, validated once by its
 builder (the sweep driver from its `SweepSpec`, `balenas proxies` from the run folder's spec.yaml): space, dataset,
 data_root, download, benchmark, the network size and the `proxies` section (`ProxySettings`: samples, names,
@@ -38,7 +43,9 @@ from search_spaces.space import get_space
 from trainables.proxy_stage.config import ProxyStage
 from trainables.proxy_stage.selection import (
     chunks,
+    cost_devices,
     failed_rows,
+    latency_columns,
     sample_trial,
     sampling_seed,
     score_architectures,
@@ -48,6 +55,8 @@ from trainables.proxy_stage.selection import (
 log = logging.getLogger(__name__)
 
 TRIAL_COLUMNS = ("trial_id", "method", "seed")
+#: every cost column starts so (`search_spaces.costs.cost_columns`); the parameter count's says a row has costs
+COST_PREFIX, PARAMS_COLUMN = "cost_", "cost_params_M"
 
 
 # ----- work done inside Ray tasks ---------------------------------------------------------------------------
@@ -69,7 +78,7 @@ def score_distributed(archs: Sequence[str], batch: tuple[torch.Tensor, torch.Ten
                       on_rows: Callable[[list[dict[str, Any]]], None], archs_per_task: int, space: str,
                       num_classes: int = 10, size: Mapping[str, int] | None = None, seed: int = 0, cpu: float = 1.0,
                       gpu: float = 0.0, max_in_flight: int | None = None, progress: bool = True,
-                      desc: str = "scoring", channels_last: bool = False) -> None:
+                      desc: str = "scoring", channels_last: bool = False, costs: bool = False) -> None:
     """Score `archs` in Ray tasks of `archs_per_task`; `on_rows` gets each finished task's rows (driver side).
 
     At most `max_in_flight` tasks are pending at once; a task that fails gives error rows for its
@@ -92,6 +101,8 @@ def score_distributed(archs: Sequence[str], batch: tuple[torch.Tensor, torch.Ten
         progress: show a tqdm bar.
         desc: the bar's label.
         channels_last: score in the channels_last memory format.
+        costs: add each network's `cost_params_M` and `cost_flops_M` to its row (counted in the task on the
+            network it built, one extra forward of one image per architecture).
     """
     import ray
     from tqdm.auto import tqdm
@@ -108,7 +119,7 @@ def score_distributed(archs: Sequence[str], batch: tuple[torch.Tensor, torch.Ten
             while work and len(pending) < limit:
                 part = work.pop(0)
                 ref = remote.remote(part, batch_ref, names, space, num_classes, dict(size or {}), seed, gpu,
-                                    channels_last)
+                                    channels_last, costs)
                 pending[ref] = part
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:
@@ -126,12 +137,12 @@ def score_distributed(archs: Sequence[str], batch: tuple[torch.Tensor, torch.Ten
             ray.cancel(ref)
 
 
-def _score_task(archs, batch, names, space, num_classes, size, seed, gpu, channels_last):
+def _score_task(archs, batch, names, space, num_classes, size, seed, gpu, channels_last, costs=False):
     import ray
 
     inputs, targets = batch
     rows = score_architectures(archs, inputs, targets, names, space=space, num_classes=num_classes, size=size,
-                               seed=seed, device=task_device(gpu), channels_last=channels_last)
+                               seed=seed, device=task_device(gpu), channels_last=channels_last, costs=costs)
     node = ray.get_runtime_context().get_node_id()  # where each row was scored (spread across a cluster)
     return [{**row, "node_id": node} for row in rows]
 
@@ -220,6 +231,7 @@ def run_proxy_stage(run_dir: str | os.PathLike, stage: ProxyStage, trials: pd.Da
     cfg = stage.proxies
     table = _trials(run_dir, trials)
     bench = _ground_truth(stage)
+    devices = cost_devices(stage.space, cfg.cost_devices)  # checked by ProxyStage.build already
     start = time.perf_counter()
 
     # 1. sample (one light task per trial)
@@ -241,19 +253,39 @@ def run_proxy_stage(run_dir: str | os.PathLike, stage: ProxyStage, trials: pd.Da
     # 2.-3. score distinct architectures; flush each trial as soon as all of its samples are scored
     scored: dict[str, dict[str, Any]] = {}
     selections: list[pd.DataFrame] = []
+    cost_cache: dict[str, dict[str, Any]] = {}
+
+    def cost_of(arch: str | None) -> dict[str, Any]:
+        """The cost columns of a selected architecture: its scored row's, else (the argmax is not always among
+        the samples; a failed scoring task) `cost_columns` on the driver, once per architecture."""
+        if arch is None:
+            return {}
+        row = scored.get(arch, {})
+        if pd.notna(row.get(PARAMS_COLUMN, float("nan"))):
+            return {k: v for k, v in row.items() if k.startswith(COST_PREFIX)}
+        if arch not in cost_cache:
+            from search_spaces.costs import cost_columns
+
+            try:
+                cost_cache[arch] = cost_columns(stage.space, arch, stage.size, stage.dataset, devices)
+            except (ValueError, RuntimeError) as err:
+                log.warning("proxy stage: no cost columns for %s: %s", arch, err)
+                cost_cache[arch] = latency_columns(stage.space, arch, stage.size, stage.dataset, devices)
+        return cost_cache[arch]
 
     def finish(state: _TrialState) -> None:
         rows = [{**state.info, "sample": i, "arch": a, **scored[a]} for i, a in enumerate(state.samples)]
         frame = pd.DataFrame(rows)
         _write(run_dir, "samples", frame.drop(columns=["trial_id"]), state.info["trial_id"])
         chosen = select(frame, cfg.names, cfg.rank_groups, argmax=state.argmax)
-        sel = pd.DataFrame([{**state.info, **c, **bench(c["arch"])} for c in chosen])
+        sel = pd.DataFrame([{**state.info, **c, **cost_of(c["arch"]), **bench(c["arch"])} for c in chosen])
         _write(run_dir, "selections", sel.drop(columns=["trial_id"]), state.info["trial_id"])
         selections.append(sel)
 
     def on_rows(rows: list[dict[str, Any]]) -> None:
         for row in rows:
-            scored[row["arch"]] = {k: v for k, v in row.items() if k != "arch"}
+            scored[row["arch"]] = {**{k: v for k, v in row.items() if k != "arch"},
+                                   **latency_columns(stage.space, row["arch"], stage.size, stage.dataset, devices)}
         for state in list(states.values()):
             if state.waiting:
                 state.waiting -= scored.keys()
@@ -266,7 +298,7 @@ def run_proxy_stage(run_dir: str | os.PathLike, stage: ProxyStage, trials: pd.Da
                           archs_per_task=cfg.archs_per_task, space=stage.space,
                           num_classes=dataset_spec(stage.dataset).num_classes, size=stage.size, seed=cfg.seed,
                           cpu=cfg.resources.cpu, gpu=cfg.resources.gpu, max_in_flight=cfg.max_in_flight,
-                          progress=progress, channels_last=cfg.channels_last, desc="proxy stage")
+                          progress=progress, channels_last=cfg.channels_last, desc="proxy stage", costs=True)
     log.info("proxy stage: %d trials, %d distinct architectures, %.1f s", len(states), len(distinct),
              time.perf_counter() - start)
     if not selections:

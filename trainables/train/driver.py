@@ -5,7 +5,9 @@ per-trial resources with fractional GPUs, retries from checkpoints, `--resume`; 
 the keyed Parquet callback), with this stage's Trainable, tables and trial row:
 - `train_epochs`: one row per trial and epoch (train loss/acc, lr, drop path, evaluation metrics, times);
 - `final`: one row per trial: space, dataset, arch, protocol, seed, final train/test loss, accuracy and error
-  (and valid where the protocol evaluates one), params, FLOPs, seconds per epoch, device, library versions,
+  (and valid where the protocol evaluates one), params, FLOPs, the cost columns (`cost_params_M`, `cost_flops_M`
+  and `cost_latency_<device>_ms` where the space's latency source applies: `search_spaces.costs`), seconds per
+  epoch, device, library versions,
   status and error (a non-finite loss names its epoch), `selected_by` (JSON: the search trials whose rule
   chose the architecture) and, with a `benchmark`, the table's accuracies of the architecture (`bench_*`).
 
@@ -40,6 +42,7 @@ from trainables.train.trainable import CHECKPOINT_FILE, TrainTrainable
 log = logging.getLogger(__name__)
 
 TRAIN_EPOCHS, FINAL = "train_epochs", "final"
+COST_PREFIX = "cost_"
 _FINAL_METRICS = ("train_loss", "train_acc", "test_loss", "test_acc", "test_error", "valid_loss", "valid_acc",
                   "valid_error")
 
@@ -67,6 +70,30 @@ def benchmark_columns(benchmark_path: str | None, space: str, arch: str, dataset
     return out
 
 
+def cost_row(spec: dict[str, Any], last: dict[str, Any]) -> dict[str, Any]:
+    """The trial's cost columns (`search_spaces.costs.cost_columns` of the trained network, as its TrainRun
+    counted them: `cost_params_M`, `cost_flops_M`, `cost_latency_<device>_ms`); where its results lack them (a
+    trial that failed before its first result, a run of an older version) `cost_columns` of the protocol's
+    network on the driver, or none when that fails."""
+    prefix = TRIAL_INFO_PREFIX + COST_PREFIX
+    got = {k.removeprefix(TRIAL_INFO_PREFIX): v for k, v in last.items() if k.startswith(prefix)}
+    if got:
+        return got
+    try:
+        from search_spaces.costs import cost_columns
+        from search_spaces.space import get_space
+        from trainables.proxy_stage.selection import cost_devices
+        from trainables.train.loop import network_keywords, parse_train_config
+
+        cfg = parse_train_config(spec["train"])
+        space = get_space(cfg.space_name)
+        return cost_columns(space, cfg.arch, network_keywords(space, cfg.resolved_protocol()), cfg.dataset,
+                            cost_devices(space.name))
+    except Exception as err:  # noqa: BLE001 - costs are extra columns: the trained result must be kept
+        log.warning("%s: no cost columns (%s: %s)", spec.get("label"), type(err).__name__, err)
+        return {}
+
+
 def final_row(trial, history: pd.DataFrame | None) -> dict[str, Any]:
     """The `final` row of a Tune trial (see the module docstring)."""
     spec = trial.config["trial"]
@@ -84,6 +111,7 @@ def final_row(trial, history: pd.DataFrame | None) -> dict[str, Any]:
     row["seconds_per_epoch"] = float(pd.Series(times).mean()) if len(times) else None
     for key in ("params", "flops", "device"):
         row[key] = last.get(TRIAL_INFO_PREFIX + key)
+    row.update(cost_row(spec, last))
     status, error = trial_status(trial, row["epochs_done"], row["total_epochs"]), None
     if final.get("error") and isinstance(final.get("error"), str):
         status, error = "ERROR", final["error"]  # a non-finite loss: the trainable ended the trial itself

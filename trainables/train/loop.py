@@ -94,6 +94,20 @@ def flop_count(model: nn.Module, image: torch.Tensor) -> float:
         model.train(was_training)
 
 
+def cost_columns_of(space, arch: str, model: nn.Module, macs: int, size: dict[str, Any],
+                    dataset: str) -> dict[str, float]:
+    """`search_spaces.costs.cost_columns` of the built `model` whose one-image eval forward
+    `torch.utils.flop_counter.FlopCounterMode` counted as 2 x `macs` FLOPs (`search_spaces.costs.count_macs`'s
+    count): `cost_params_M`, `cost_flops_M` (multiply-adds) and `cost_latency_<device>_ms` for every device of the
+    space's latency source that has a figure for this network size and data set (NB201: C=16, N=5 on CIFAR
+    only)."""
+    from search_spaces.costs import PREFIX, count_params
+    from trainables.proxy_stage.selection import cost_devices, latency_columns
+
+    return {f"{PREFIX}params_M": count_params(model) / 1e6, f"{PREFIX}flops_M": macs / 1e6,
+            **latency_columns(space.name, arch, size, dataset, cost_devices(space.name))}
+
+
 def split_logits(out: torch.Tensor | tuple) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(logits, aux_logits or None) from a network's output (a tensor, or a pair with an auxiliary head)."""
     if isinstance(out, (tuple, list)):
@@ -138,7 +152,13 @@ class TrainRun:
         self.model = model.train()
         self.params = param_count(model)
         image = self.train_data.batch(torch.arange(1, device=self.device))[0]
-        self.flops = flop_count(model, image)
+        from torch.utils.flop_counter import FlopCounterMode
+
+        counter = FlopCounterMode(display=False)  # the cost columns' count, in the same (one) forward
+        with counter:
+            self.flops = flop_count(model, image)
+        self.costs = cost_columns_of(self.space, self.arch, model, counter.get_total_flops() // 2,
+                                     network_keywords(self.space, p), cfg.dataset)
         self.optimizer = torch.optim.SGD(model.parameters(), lr=p.lr, momentum=p.momentum,
                                          weight_decay=p.weight_decay, nesterov=p.nesterov and p.momentum > 0)
         self.scheduler = self._scheduler()
@@ -271,7 +291,7 @@ class TrainRun:
         """What a result row says about this training besides its metrics."""
         return {"arch": self.arch, "space": self.space.name, "dataset": self.cfg.dataset,
                 "protocol": self.protocol.name, "seed": self.cfg.seed, "params": self.params,
-                "flops": self.flops, "device": str(self.device),
+                "flops": self.flops, "device": str(self.device), **self.costs,
                 "protocol_json": json.dumps(self.protocol.model_dump(mode="json"), sort_keys=True)}
 
     # ----- checkpoints ------------------------------------------------------------------------------------

@@ -146,7 +146,7 @@ def test_convert_refuses_bad_values(tmp_path):
 def test_read_pt_runs_no_code(tmp_path):
     evil = tmp_path / "evil.pt"
     evil.write_bytes(pickle.dumps([print]))  # names a global: refused, not called
-    with pytest.raises(pickle.UnpicklingError, match="refusing global builtins.print"):
+    with pytest.raises(pickle.UnpicklingError, match="refusing global [A-Za-z_.]*print"):
         read_pt(evil)
     tensor = tmp_path / "tensor.pt"
     torch.save([torch.zeros(2)], tensor)
