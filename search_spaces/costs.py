@@ -66,6 +66,15 @@ def nb201_latency(arch: str, device: str, *, dataset: str, size: Mapping[str, An
         return None
 
 
+def _nb201_devices() -> tuple[str, ...]:
+    from search_spaces.nb201 import latency
+
+    return tuple(d.name for d in latency.DEVICES)
+
+
+nb201_latency.devices = _nb201_devices  # a source lists its devices by a `devices` attribute
+
+
 #: space name -> its latency source (a callable, or "module:attribute" imported when first asked for; a module
 #: that does not exist means no latency for that space).
 LATENCY_SOURCES: dict[str, str | LatencySource] = {
@@ -108,6 +117,64 @@ def call_latency_source(source: LatencySource, arch: str, device: str, **context
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return source(arch, device, **context)
     return source(arch, device, **{k: v for k, v in context.items() if k in params})
+
+
+def known_devices(space: SearchSpace | str) -> tuple[str, ...] | None:
+    """The devices of the space's latency source: () where the space has none; None where the source does not
+    list them (a `devices` attribute: a sequence or a callable returning one), so names go unchecked."""
+    source = latency_source(_space(space))
+    if source is None:
+        return ()
+    listed = getattr(source, "devices", None)
+    if listed is None:
+        return None
+    return tuple(listed() if callable(listed) else listed)
+
+
+def check_devices(space: SearchSpace | str, devices: Iterable[str] | None = None, *,
+                  field: str = "devices") -> tuple[str, ...]:
+    """`devices` checked against the space's latency source (a ValueError naming `field` lists the known ones), or
+    with None every device the source knows (none without a source); duplicates dropped."""
+    space = _space(space)
+    known = known_devices(space)
+    if devices is None:
+        return tuple(known or ())
+    devices = [str(d) for d in devices]
+    bad = [d for d in devices if known is not None and d not in known]
+    if bad:
+        where = (f"the latency source of space {space.name!r} knows {', '.join(known)}" if known
+                 else f"space {space.name!r} has no latency source")
+        raise ValueError(f"{field}: unknown latency device(s) {', '.join(map(repr, bad))}; {where}")
+    return tuple(dict.fromkeys(devices))
+
+
+def latency_ms(space: SearchSpace | str, arch: str, size: Mapping[str, Any] | None, dataset: str,
+               devices: Iterable[str]) -> dict[str, float]:
+    """{device: ms} of `arch` for each device the space's source has a figure for (a lookup, no network built);
+    the source decides where it applies (NB201: C=16, N=5 on CIFAR-10's network)."""
+    devices = list(devices)
+    space = _space(space)
+    source = latency_source(space) if devices else None
+    if source is None:
+        return {}
+    canonical, checked = space.canonical(arch), split_size(space, size)
+    out: dict[str, float] = {}
+    for device in devices:
+        value = call_latency_source(source, canonical, device, dataset=dataset, size=checked)
+        if value is not None and math.isfinite(float(value)):
+            out[device] = float(value)
+    return out
+
+
+def latency_columns(space: SearchSpace | str, arch: str, size: Mapping[str, Any] | None, dataset: str,
+                    devices: Iterable[str]) -> dict[str, float]:
+    """`latency_ms` as result columns `cost_latency_<device>_ms`."""
+    return {latency_column(d): ms for d, ms in latency_ms(space, arch, size, dataset, devices).items()}
+
+
+def network_columns(model: nn.Module, image: torch.Tensor) -> dict[str, float]:
+    """`cost_params_M` and `cost_flops_M` (multiply-adds) of a built network for one `image` ([1, C, H, W])."""
+    return {f"{PREFIX}params_M": count_params(model) / 1e6, f"{PREFIX}flops_M": count_macs(model, image) / 1e6}
 
 
 def dataset_shape(dataset: str, num_classes: int | None = None) -> tuple[int, int]:
@@ -176,16 +243,7 @@ def costs(space: SearchSpace | str, arch: str, size: Mapping[str, Any] | None = 
     first = next(model.parameters(), None)
     image = torch.zeros(1, 3, image_size, image_size, device=None if first is None else first.device)
     out: dict[str, Any] = {"params_M": count_params(model) / 1e6, "flops_M": count_macs(model, image) / 1e6,
-                           "latency_ms": {}}
-    devices = list(devices)
-    source = latency_source(space) if devices else None
-    if source is not None:
-        canonical = space.canonical(arch)
-        checked = split_size(space, size)
-        for device in devices:
-            value = call_latency_source(source, canonical, device, dataset=dataset, size=checked)
-            if value is not None and math.isfinite(float(value)):
-                out["latency_ms"][device] = float(value)
+                           "latency_ms": latency_ms(space, arch, size, dataset, devices)}
     return out
 
 

@@ -11,11 +11,12 @@ import pytest
 import torch
 
 from search_spaces.costs import cost_columns
+from search_spaces.costs import known_devices as known_cost_devices
 from search_spaces.data.device import DeviceDataset
 from search_spaces.nb201 import latency
 from trainables.proxy_stage.config import ProxyStage
 from trainables.proxy_stage.driver import run_proxy_stage
-from trainables.proxy_stage.selection import cost_devices, known_cost_devices
+from trainables.proxy_stage.selection import cost_devices
 from trainables.train.driver import final_row
 from trainables.train.loop import TrainRun
 

@@ -39,13 +39,13 @@ from typing import Any
 import pandas as pd
 import torch
 
+from search_spaces.costs import latency_columns
 from search_spaces.space import get_space
 from trainables.proxy_stage.config import ProxyStage
 from trainables.proxy_stage.selection import (
     chunks,
     cost_devices,
     failed_rows,
-    latency_columns,
     sample_trial,
     sampling_seed,
     score_architectures,

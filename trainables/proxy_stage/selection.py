@@ -46,8 +46,9 @@ def score_architectures(archs: Sequence[str], inputs: torch.Tensor, targets: tor
     (`space.network(arch, num_classes, **size)`) is built with weights seeded by `seed`, scored, and freed
     before the next one (flat memory). `channels_last` runs networks and inputs in NHWC memory layout
     (1.4x faster NASWOT on the project's CPU at batch 64; same scores up to float rounding). `costs` adds
-    `cost_params_M` and `cost_flops_M` of each built network (`network_costs`: one extra eval forward of one
-    image of the inputs' shape, before scoring; the same numbers as `search_spaces.costs.cost_columns`)."""
+    `cost_params_M` and `cost_flops_M` of each built network (`search_spaces.costs.network_columns`: one extra
+    eval forward of one image of the inputs' shape, before scoring; the same numbers as `cost_columns`)."""
+    from search_spaces.costs import network_columns
     from search_spaces.space import get_space
 
     sp = get_space(space)
@@ -66,81 +67,19 @@ def score_architectures(archs: Sequence[str], inputs: torch.Tensor, targets: tor
         except (ValueError, RuntimeError) as e:
             rows.extend(failed_rows([arch], names, f"cannot build network: {type(e).__name__}: {e}"))
             continue
-        cost = network_costs(net, torch.zeros(1, *inputs.shape[1:], device=device)) if costs else {}
+        cost = network_columns(net, torch.zeros(1, *inputs.shape[1:], device=device)) if costs else {}
         rows.append({"arch": arch, **cost, **proxies.to_row(proxies.score(net, inputs, targets, names, seed=seed))})
         del net
     return rows
 
 
 # ----- costs (search_spaces.costs' columns) -------------------------------------------------------------------
-def network_costs(net: torch.nn.Module, image: torch.Tensor) -> dict[str, float]:
-    """`cost_params_M` and `cost_flops_M` (multiply-adds) of a built network for one `image` ([1, C, H, W]),
-    counted as `search_spaces.costs.cost_columns` counts them."""
+def cost_devices(space: str, devices: Sequence[str] | None = None) -> tuple[str, ...]:
+    """The proxy stage's latency devices (`search_spaces.costs.check_devices`, errors naming
+    `proxies.cost_devices`)."""
     from search_spaces import costs
 
-    return {f"{costs.PREFIX}params_M": costs.count_params(net) / 1e6,
-            f"{costs.PREFIX}flops_M": costs.count_macs(net, image) / 1e6}
-
-
-def known_cost_devices(space: str) -> tuple[str, ...] | None:
-    """The latency devices of the space's latency source (`search_spaces.costs.latency_source`): () where the
-    space has none; None where its source does not list its devices (names then go unchecked). A source lists
-    them by a `devices` attribute (a sequence or a callable returning one); NB201's packaged table by its
-    `DEVICES`."""
-    from search_spaces import costs
-    from search_spaces.space import get_space
-
-    source = costs.latency_source(get_space(space))
-    if source is None:
-        return ()
-    listed = getattr(source, "devices", None)
-    if listed is not None:
-        return tuple(listed() if callable(listed) else listed)
-    if source is costs.nb201_latency:
-        from search_spaces.nb201 import latency
-
-        return tuple(d.name for d in latency.DEVICES)
-    return None
-
-
-def cost_devices(space: str, devices: Sequence[str] | None = None, *,
-                 field: str = "proxies.cost_devices") -> tuple[str, ...]:
-    """The latency devices of cost columns: `devices` checked against the space's latency source (a ValueError
-    naming `field` lists the known ones), or with None every device the source knows (none without a source)."""
-    known = known_cost_devices(space)
-    if devices is None:
-        return tuple(known or ())
-    devices = [str(d) for d in devices]
-    if known is not None:
-        bad = [d for d in devices if d not in known]
-        if bad:
-            where = (f"the latency source of space {space!r} knows {', '.join(known)}" if known
-                     else f"space {space!r} has no latency source")
-            raise ValueError(f"{field}: unknown latency device(s) {', '.join(map(repr, bad))}; {where}")
-    return tuple(dict.fromkeys(devices))
-
-
-def latency_columns(space: str, arch: str, size: Mapping[str, Any] | None, dataset: str,
-                    devices: Sequence[str]) -> dict[str, float]:
-    """`cost_latency_<device>_ms` of `arch` for each device with a figure, as `search_spaces.costs.cost_columns`
-    gives them (a table lookup, no network built): the source decides where it applies (NB201: C=16, N=5 on
-    CIFAR-10/100 only)."""
-    if not devices:
-        return {}
-    from search_spaces import costs
-    from search_spaces.space import get_space
-
-    sp = get_space(space)
-    source = costs.latency_source(sp)
-    if source is None:
-        return {}
-    canonical, checked = sp.canonical(arch), costs.split_size(sp, size)
-    out: dict[str, float] = {}
-    for device in devices:
-        value = costs.call_latency_source(source, canonical, device, dataset=dataset, size=checked)
-        if value is not None and math.isfinite(float(value)):
-            out[costs.latency_column(device)] = float(value)
-    return out
+    return costs.check_devices(space, devices, field="proxies.cost_devices")
 
 
 def chunks(items: Sequence[str], size: int) -> Iterable[list[str]]:

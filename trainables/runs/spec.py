@@ -76,6 +76,15 @@ class SpecError(ValueError):
         super().__init__(f"invalid {self.kind} {source}:\n{lines}")
 
 
+class PathError(SpecError):
+    """A spec field whose file cannot serve on this machine (found before Ray starts): one line, `field: message`.
+    Each spec's path error derives from it and its own SpecError (its `kind`)."""
+
+    def __init__(self, field: str, message: str):
+        self.problems = [(field, message)]
+        ValueError.__init__(self, f"{field}: {message}")
+
+
 def read_spec_text(path: str | Path, error: type[SpecError] = SpecError) -> str:
     """The text of the spec file at `path` (UTF-8). FileNotFoundError when it is no file; `error` (the loader's
     SpecError class, e.g. TrainSpecError) naming the path when it cannot be read, or the byte offset, line and

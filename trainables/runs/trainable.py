@@ -43,6 +43,37 @@ class RunTrainable(tune.Trainable):
 
     checkpoint_name: str
 
+    #: the key of the trial config that holds the run's own config ("search", "train")
+    run_key: str
+
+    def setup(self, config: dict[str, Any]) -> None:
+        """Threads from the trial's CPU share, the run (`build_run`), and the columns every row carries
+        (`describe`: identity, and trial info stored with the `info_` prefix)."""
+        trial = config["trial"]
+        threads = self._cpu_share()
+        if threads:
+            torch.set_num_threads(threads)
+        self.trial = trial
+        self.run = self.build_run(trial[self.run_key])
+        self.identity, info = self.describe(trial)
+        info = {**info, "config_json": json.dumps(trial[self.run_key], sort_keys=True),
+                **{f"version_{k}": v for k, v in library_versions().items()}}
+        self.info = {TRIAL_INFO_PREFIX + k: v for k, v in info.items() if k not in self.identity}
+
+    def build_run(self, run_config: dict[str, Any]):
+        raise NotImplementedError
+
+    def describe(self, trial: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(identity columns, trial info) of this trial and its run."""
+        raise NotImplementedError
+
+    def _ended(self, err: Exception, metrics: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The last result of a trial that ends itself with an error (a non-finite loss: the run is deterministic,
+        so a retry from the last checkpoint would meet it again): Tune finishes the trial without retrying, and the
+        stage's trial row turns the `error` into status ERROR."""
+        return {**self.identity, **(metrics or {}), "epoch": self.run.epoch, "error": str(err), **self.info,
+                "done": True}
+
     def _cpu_share(self) -> int:
         """CPUs Tune gave this trial (the torch thread count); 0 outside Tune."""
         resources = self.trial_resources

@@ -22,11 +22,10 @@ from typing import Any
 
 import pandas as pd
 import ray
-import torch
 
 from trainables.runs.fsfolder import Folder
 from trainables.runs.results import cell, error_message, trial_status, versions
-from trainables.runs.trainable import TRIAL_INFO_PREFIX, RunTrainable, hp_fields, library_versions
+from trainables.runs.trainable import TRIAL_INFO_PREFIX, RunTrainable, hp_fields
 from trainables.search.loop import CHECKPOINT_FILE, NonFiniteSearch, SearchRun, checkpoint_file
 
 
@@ -35,21 +34,15 @@ class SearchTrainable(RunTrainable):
 
     checkpoint_name = CHECKPOINT_FILE
 
-    def setup(self, config: dict[str, Any]) -> None:
-        trial = config["trial"]
-        threads = self._cpu_share()
-        if threads:
-            torch.set_num_threads(threads)
-        self.trial = trial
-        self.run = self.build_run(trial["search"])
-        self.identity = {"method": trial["method"], "seed": int(trial["seed"]), "trial_label": trial["label"],
-                         "dataset": trial["search"]["dataset"], "space": trial["search"]["space"],
-                         **hp_fields(trial["hp"])}
+    run_key = "search"
+
+    def describe(self, trial: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        identity = {"method": trial["method"], "seed": int(trial["seed"]), "trial_label": trial["label"],
+                    "dataset": trial["search"]["dataset"], "space": trial["search"]["space"],
+                    **hp_fields(trial["hp"])}
         info = {"device": str(self.run.device), "total_epochs": self.run.total_epochs,
-                "node_id": ray.get_runtime_context().get_node_id(),  # the node this attempt runs on
-                "config_json": json.dumps(trial["search"], sort_keys=True),
-                **{f"version_{k}": v for k, v in library_versions().items()}}
-        self.info = {TRIAL_INFO_PREFIX + k: v for k, v in info.items()}
+                "node_id": ray.get_runtime_context().get_node_id()}  # the node this attempt runs on
+        return identity, info
 
     def build_run(self, search_config: dict[str, Any]) -> SearchRun:
         """The SearchRun of this trial (a seam for tests that inject failures)."""
@@ -59,8 +52,7 @@ class SearchTrainable(RunTrainable):
         try:
             metrics = self.run.run_epoch()
         except NonFiniteSearch as err:  # deterministic: end the trial (no retry), its rows stay for inspection
-            return {**self.identity, **err.metrics, "epoch": self.run.epoch, "error": str(err), **self.info,
-                    "done": True}
+            return self._ended(err, err.metrics)
         return self._result(metrics)
 
 

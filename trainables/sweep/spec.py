@@ -35,6 +35,7 @@ from trainables.runs.spec import (
     TOP_LEVEL,
     Checkpointing,
     Failure,
+    PathError,
     Resources,
     RunName,
     SpecError,
@@ -63,12 +64,8 @@ BENCHMARK_HINT = ("a ground-truth table with one row per architecture: `nb201` (
                   "or leave `benchmark` out to search without ground truth")
 
 
-class SpecPathError(SpecError):
-    """A spec field whose file cannot serve on this machine (found before Ray starts): one line, `field: message`."""
-
-    def __init__(self, field: str, message: str):
-        self.problems = [(field, message)]
-        ValueError.__init__(self, f"{field}: {message}")
+class SpecPathError(PathError, SpecError):
+    """A sweep spec field whose file cannot serve on this machine (`PathError`)."""
 
 
 class SweepSpec(_Strict):

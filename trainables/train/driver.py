@@ -80,15 +80,14 @@ def cost_row(spec: dict[str, Any], last: dict[str, Any]) -> dict[str, Any]:
     if got:
         return got
     try:
-        from search_spaces.costs import cost_columns
+        from search_spaces.costs import check_devices, cost_columns
         from search_spaces.space import get_space
-        from trainables.proxy_stage.selection import cost_devices
         from trainables.train.loop import network_keywords, parse_train_config
 
         cfg = parse_train_config(spec["train"])
         space = get_space(cfg.space_name)
         return cost_columns(space, cfg.arch, network_keywords(space, cfg.resolved_protocol()), cfg.dataset,
-                            cost_devices(space.name))
+                            check_devices(space))
     except Exception as err:  # noqa: BLE001 - costs are extra columns: the trained result must be kept
         log.warning("%s: no cost columns (%s: %s)", spec.get("label"), type(err).__name__, err)
         return {}
@@ -167,7 +166,21 @@ def progress_reporter():
 def run_train(spec: TrainSpec, *, storage: str | os.PathLike | None = None, resume: bool = False,
               address: str | None = None, trainable: type | None = None, callbacks: Sequence = (),
               verbose: int = 1, ray_init: dict[str, Any] | None = None) -> RunResult:
-    """Run (or with `resume`, finish) the trainings of `spec`; returns the run folder and its `final` table."""
+    """Run (or with `resume`, finish) the trainings of `spec`; returns the run folder and its `final` table
+    (`exit_code`: 0 all finished, 1 some failed, 130 interrupted).
+
+    Args:
+        spec: the validated training spec (`trainables.train.spec.load_train_spec`).
+        storage: where the run folder `<storage>/<spec.name>` goes (a path or a pyarrow filesystem URI); None: the
+            spec's `storage`, else `DEFAULT_STORAGE`.
+        resume: finish the training already in the run folder (which must hold the same trials); a trial restored
+            after its last epoch only redoes its `final` row.
+        address: a Ray cluster to join (None: $RAY_ADDRESS, else an embedded local Ray).
+        trainable: the Tune Trainable of each trial (default `TrainTrainable`; a seam for tests).
+        callbacks: extra Tune callbacks (the Parquet writer is always added).
+        verbose: Tune's verbosity.
+        ray_init: keyword arguments of `trainables.runs.tuner.init_ray` (e.g. num_cpus of a local Ray).
+    """
     storage = storage or spec.storage or DEFAULT_STORAGE
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")

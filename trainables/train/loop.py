@@ -101,11 +101,10 @@ def cost_columns_of(space, arch: str, model: nn.Module, macs: int, size: dict[st
     count): `cost_params_M`, `cost_flops_M` (multiply-adds) and `cost_latency_<device>_ms` for every device of the
     space's latency source that has a figure for this network size and data set (NB201: C=16, N=5 on CIFAR
     only)."""
-    from search_spaces.costs import PREFIX, count_params
-    from trainables.proxy_stage.selection import cost_devices, latency_columns
+    from search_spaces.costs import PREFIX, check_devices, count_params, latency_columns
 
     return {f"{PREFIX}params_M": count_params(model) / 1e6, f"{PREFIX}flops_M": macs / 1e6,
-            **latency_columns(space.name, arch, size, dataset, cost_devices(space.name))}
+            **latency_columns(space, arch, size, dataset, check_devices(space))}
 
 
 def split_logits(out: torch.Tensor | tuple) -> tuple[torch.Tensor, torch.Tensor | None]:

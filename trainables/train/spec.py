@@ -38,6 +38,7 @@ from trainables.runs.spec import (
     TOP_LEVEL,
     Checkpointing,
     Failure,
+    PathError,
     Resources,
     RunName,
     SpecError,
@@ -62,12 +63,8 @@ class TrainSpecError(SpecError):
     kind = "training spec"
 
 
-class TrainPathError(TrainSpecError):
-    """A spec field whose file cannot serve on this machine (found before Ray starts): one line, `field: message`."""
-
-    def __init__(self, field: str, message: str):
-        self.problems = [(field, message)]
-        ValueError.__init__(self, f"{field}: {message}")
+class TrainPathError(PathError, TrainSpecError):
+    """A training spec field whose file cannot serve on this machine (`PathError`)."""
 
 
 #: where a model-level problem belongs, by the start of its message

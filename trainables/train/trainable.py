@@ -10,12 +10,9 @@ other trials go on. A trial restored from its last epoch's checkpoint trains not
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-import torch
-
-from trainables.search.trainable import TRIAL_INFO_PREFIX, RunTrainable, library_versions
+from trainables.runs.trainable import RunTrainable
 from trainables.train.loop import NonFiniteLoss, TrainRun
 
 CHECKPOINT_FILE = "train.pt"
@@ -34,19 +31,13 @@ def progress_line(label: str, metrics: dict[str, Any], total: int) -> str:
 class TrainTrainable(RunTrainable):
     checkpoint_name = CHECKPOINT_FILE
 
-    def setup(self, config: dict[str, Any]) -> None:
-        trial = config["trial"]
-        threads = self._cpu_share()
-        if threads:
-            torch.set_num_threads(threads)
-        self.trial = trial
-        self.run = self.build_run(trial["train"])
-        self.identity = {"trial_label": trial["label"], **{k: v for k, v in self.run.description().items()
-                                                           if k in ("arch", "space", "dataset", "protocol", "seed")}}
-        info = {**self.run.description(), "total_epochs": self.run.total_epochs,
-                "config_json": json.dumps(trial["train"], sort_keys=True),
-                **{f"version_{k}": v for k, v in library_versions().items()}}
-        self.info = {TRIAL_INFO_PREFIX + k: v for k, v in info.items() if k not in self.identity}
+    run_key = "train"
+
+    def describe(self, trial: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        description = self.run.description()
+        identity = {"trial_label": trial["label"], **{k: v for k, v in description.items()
+                                                      if k in ("arch", "space", "dataset", "protocol", "seed")}}
+        return identity, {**description, "total_epochs": self.run.total_epochs}
 
     def build_run(self, train_config: dict[str, Any]) -> TrainRun:
         """The TrainRun of this trial (a seam for tests that inject data or failures)."""
@@ -61,6 +52,6 @@ class TrainTrainable(RunTrainable):
         try:
             metrics = self.run.run_epoch()
         except NonFiniteLoss as err:
-            return {**self.identity, "epoch": self.run.epoch, "error": str(err), **self.info, "done": True}
+            return self._ended(err)
         print(progress_line(self.trial["label"], metrics, self.run.total_epochs), flush=True)
         return self._result(metrics)
