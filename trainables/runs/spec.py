@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
+import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 TOP_LEVEL = "(top level)"
@@ -103,6 +104,16 @@ def read_spec_text(path: str | Path, error: type[SpecError] = SpecError) -> str:
         column = len(data[data.rfind(b"\n", 0, err.start) + 1:err.start].decode("utf-8")) + 1
         raise error(str(path), [("(encoding)", f"not UTF-8 text: byte 0x{data[err.start]:02x} at offset {err.start} "
                                                f"(line {line}, column {column}); save the spec as UTF-8")]) from None
+
+
+def read_spec_yaml(path: str | Path, error: type[SpecError] = SpecError) -> Any:
+    """The parsed YAML of the spec file at `path` (`read_spec_text`'s checks; a YAML syntax error is `error`
+    naming the path)."""
+    text = read_spec_text(path, error)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise error(str(path), [("(yaml)", str(err))]) from None
 
 
 # ----- the sections every run spec has -------------------------------------------------------------------------

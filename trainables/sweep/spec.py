@@ -41,7 +41,7 @@ from trainables.runs.spec import (
     SpecError,
     check_benchmark_file,
     located,
-    read_spec_text,
+    read_spec_yaml,
     resolve_path,
     validation_problems,
 )
@@ -272,12 +272,7 @@ def _benchmark_value(spec: SweepSpec, base: Path) -> str | None:
 def load_spec(path: str | Path, *, check_paths: bool = True) -> SweepSpec:
     """Read, validate and (with `check_paths`) check that the data and benchmark files exist here."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"sweep spec not found: {path}")
-    try:
-        data = yaml.safe_load(read_spec_text(path, SpecError))
-    except yaml.YAMLError as err:
-        raise SpecError(str(path), [("(yaml)", str(err))]) from None
+    data = read_spec_yaml(path, SpecError)
     spec = validate_spec(data, base_dir=path.resolve().parent, source=str(path))
     if check_paths:
         check_spec_paths(spec)

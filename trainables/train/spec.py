@@ -44,7 +44,7 @@ from trainables.runs.spec import (
     SpecError,
     check_benchmark_file,
     located,
-    read_spec_text,
+    read_spec_yaml,
     resolve_path,
     validation_problems,
 )
@@ -406,12 +406,7 @@ def load_train_spec(path: str | Path, *, from_sweep: str | None = None, rule: st
                     check_paths: bool = True) -> TrainSpec:
     """Read and validate a training spec file (`--from` / `--rule` as in `validate_train_spec`)."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"training spec not found: {path}")
-    try:
-        data = yaml.safe_load(read_spec_text(path, TrainSpecError))
-    except yaml.YAMLError as err:
-        raise TrainSpecError(str(path), [("(yaml)", str(err))]) from None
+    data = read_spec_yaml(path, TrainSpecError)
     spec = validate_train_spec(data, base_dir=path.resolve().parent, source=str(path), from_sweep=from_sweep,
                                rule=rule)
     if check_paths:
