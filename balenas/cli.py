@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "score-space": ("balenas.commands.score_space:main", "score every architecture of a space with proxies"),
     "benchmark": ("balenas.commands.benchmark:main", "convert a ground-truth source to a table, or query it"),
     "export": ("balenas.commands.export:main", "export a derived network as ONNX, checked in onnxruntime"),
+    "latency": ("balenas.commands.latency:main", "measure a latency lookup table on this machine, or predict"),
 }
 
 

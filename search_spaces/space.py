@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
@@ -37,6 +38,25 @@ DEFAULT_SPACE = "nb201"
 
 ArchWeights = Mapping[str, torch.Tensor]
 ActiveOps = Mapping[str, Sequence[Sequence[int]]]
+
+
+# ----- the optional latency decomposition (`search_spaces.latency_lut`) ----------------------------------------
+@dataclass(frozen=True)
+class LatencyPart:
+    """One timed piece of a network: `key` (unique in the space's decomposition), `kind` ('fixed' or 'op'),
+    a factory of the module, and the per-image shape of each of its inputs (the batch is added when timed)."""
+
+    key: str
+    kind: str
+    make: Callable[[], nn.Module]
+    input_shapes: tuple[tuple[int, ...], ...]
+
+
+class Add(nn.Module):
+    """The sum of two tensors: a cell's node sums, as a module so that a latency table can time it alone."""
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return a + b
 
 
 class SearchSpace(ABC):

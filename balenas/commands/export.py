@@ -17,24 +17,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 
 from balenas.commands._run import size_args
-
-INSTALL_HINT = 'balenas export needs onnx and onnxruntime: pip install -e ".[export]"'
-#: images in the fixed batch both runtimes see
-CHECK_BATCH = 4
-
-
-
-
-def _import_onnx():
-    """(onnx, onnxruntime), or ImportError where the extra is missing."""
-    import onnx
-    import onnxruntime
-
-    return onnx, onnxruntime
 
 
 def _from_checkpoint(path: Path, arch: str | None, num_classes: int | None):
@@ -91,10 +76,12 @@ def main(argv: list[str] | None = None, prog: str = "balenas export") -> int:
     if args.num_classes is not None and args.num_classes < 1:
         parser.exit(2, f"{prog}: error: --num-classes must be >= 1 (got {args.num_classes})\n")
 
+    from search_spaces.onnx_export import CHECK_BATCH, OnnxUnavailable, export_checked, require_onnx
+
     try:
-        onnx, ort = _import_onnx()
-    except ImportError:
-        parser.exit(2, f"{prog}: error: {INSTALL_HINT}\n")
+        require_onnx()
+    except OnnxUnavailable as err:
+        parser.exit(2, f"{prog}: error: {err}\n")
 
     import torch
 
@@ -124,23 +111,11 @@ def main(argv: list[str] | None = None, prog: str = "balenas export") -> int:
     except (ValueError, KeyError) as err:
         parser.exit(2, f"{prog}: error: {err}\n")
 
-    model = model.eval()
-    generator = torch.Generator().manual_seed(0)
-    batch = torch.randn(CHECK_BATCH, 3, image_size, image_size, generator=generator)
+    diff = export_checked(model, image_size, args.onnx, opset=args.opset)
     with torch.no_grad():
-        expected = model(batch)
-    args.onnx.parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notices
-        torch.onnx.export(model, (batch,), str(args.onnx), dynamo=False, opset_version=args.opset,
-                          input_names=["images"], output_names=["logits"],
-                          dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}})
-    onnx.checker.check_model(str(args.onnx))
-    session = ort.InferenceSession(str(args.onnx), providers=["CPUExecutionProvider"])
-    got = session.run(None, {"images": batch.numpy()})[0]
-    diff = float((torch.from_numpy(got) - expected).abs().max())
+        classes = model.eval()(torch.zeros(1, 3, image_size, image_size)).shape[-1]
     print(f"{space_name} {arch}: wrote {args.onnx} (input [N, 3, {image_size}, {image_size}], "
-          f"{expected.shape[-1]} classes); onnxruntime vs torch on {CHECK_BATCH} images: max abs diff {diff:.3g}")
+          f"{classes} classes); onnxruntime vs torch on {CHECK_BATCH} images: max abs diff {diff:.3g}")
     if not diff <= args.tolerance:
         print(f"{prog}: error: max abs diff {diff:.3g} exceeds --tolerance {args.tolerance:g}", file=sys.stderr)
         return 1

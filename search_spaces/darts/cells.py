@@ -116,6 +116,7 @@ class EvalCell(nn.Module):
     def __init__(self, pairs: Sequence[tuple[str, int]], c_pp: int, c_p: int, C: int, reduction: bool,
                  reduction_prev: bool, op_affine: bool = True):
         super().__init__()
+        self.reduction = reduction
         self.preprocess0, self.preprocess1 = _preprocess(c_pp, c_p, C, reduction_prev, affine=True)
         self.inputs = tuple(source for _, source in pairs)
         self.ops = nn.ModuleList(make_op(name, C, 2 if reduction and source < 2 else 1, affine=op_affine)

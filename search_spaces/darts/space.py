@@ -70,6 +70,23 @@ class DartsSpace(SearchSpace):
     def row_names(self, group: str) -> list[str]:
         return list(EDGE_LABELS) if group in CELLS else super().row_names(group)
 
+    def latency_parts(self, num_classes: int, image_size: int, **size):
+        """Timed parts of the derived networks (`search_spaces.latency_lut`): ops per cell type, channels,
+        resolution and stride; stems, preprocessing, joins and head fixed."""
+        from search_spaces.darts.latency_parts import latency_parts
+
+        extras = {k: size.pop(k) for k in _NETWORK_EXTRAS if k in size}
+        return latency_parts(num_classes, image_size, **self.sizes("proxy", size), **extras)
+
+    def latency_counts(self, arch: str, num_classes: int, image_size: int, *, live_only: bool = False,
+                       **size) -> dict[str, int]:
+        """Parts a genotype's network runs (every op of a derived DARTS cell is live: `live_only` changes
+        nothing)."""
+        from search_spaces.darts.latency_parts import latency_counts
+
+        extras = {k: size.pop(k) for k in _NETWORK_EXTRAS if k in size}
+        return latency_counts(self.canonical(arch), num_classes, image_size, **self.sizes("proxy", size), **extras)
+
     def trained_reference(self, dataset: str):
         from search_spaces.benchmarks.published import trained_rows
 

@@ -83,6 +83,20 @@ class NB1Shot1Space(SearchSpace):
         return NB101Network(*to_nb101(parse(self.canonical(arch))), num_classes=num_classes,
                             **self.sizes("proxy", size))
 
+    def latency_parts(self, num_classes: int, image_size: int, **size: int):
+        """Timed parts of the derived (NAS-Bench-101) networks (`search_spaces.latency_lut`): ops, projections,
+        sums and concatenations at every width a vertex can take; stem, pools and head fixed."""
+        from search_spaces.nb1shot1.latency_parts import latency_parts
+
+        return latency_parts(num_classes, image_size, **self.sizes("proxy", size))
+
+    def latency_counts(self, arch: str, num_classes: int, image_size: int, *, live_only: bool = False,
+                       **size: int) -> dict[str, int]:
+        """Parts an architecture's network runs (the NB101 cell is pruned first: every part is live)."""
+        from search_spaces.nb1shot1.latency_parts import latency_counts
+
+        return latency_counts(self.canonical(arch), num_classes, image_size, **self.sizes("proxy", size))
+
     def enumerate(self) -> list[str]:
         return [a.to_string() for a in all_architectures(self.number)]
 

@@ -54,6 +54,19 @@ class NB201Space(SearchSpace):
     def enumerate(self) -> list[str]:
         return all_architectures()
 
+    def latency_parts(self, num_classes: int, image_size: int, **size: int):
+        """Timed parts of the derived networks (`search_spaces.latency_lut`): ops per stage, fixed parts."""
+        from search_spaces.nb201.latency_parts import latency_parts
+
+        return latency_parts(num_classes, image_size, **self.sizes("proxy", size))
+
+    def latency_counts(self, arch: str, num_classes: int, image_size: int, *, live_only: bool = False,
+                       **size: int) -> dict[str, int]:
+        from search_spaces.nb201.latency_parts import latency_counts
+
+        return latency_counts(self.canonical(arch), num_classes, image_size, **self.sizes("proxy", size),
+                              live_only=live_only)
+
     def reference_rows(self, dataset: str):
         """Published NB201 results (Dong & Yang 2020, DrNAS, ...) over NB201's table columns; each row's
         source says which data set its search ran on (most searched on CIFAR-10)."""

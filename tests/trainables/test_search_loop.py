@@ -41,6 +41,15 @@ def test_every_method_searches(config, method):
         probs = json.loads(r["op_probs"])["edges"]
         assert len(probs) == 6 and all(abs(sum(row) - 1) < 1e-5 for row in probs)
     assert rows[1]["lr"] < rows[0]["lr"]  # cosine schedule
+    # the argmax architecture's costs: its derived network at the space's proxy size (NB201's benchmark network,
+    # C=16, N=5, whatever the supernet's size), with the packaged NB201 device latencies
+    from search_spaces.costs import cost_columns, latency_column
+    from search_spaces.nb201 import latency_table
+
+    expected = cost_columns("nb201", rows[-1]["genotype"], None, "cifar10", ["pixel3"])
+    assert {k: rows[-1][k] for k in ("cost_params_M", "cost_flops_M")} == {
+        k: expected[k] for k in ("cost_params_M", "cost_flops_M")}
+    assert rows[-1][latency_column("pixel3")] == latency_table().latency(rows[-1]["genotype"], "pixel3")
     after = run.distribution.mode_probabilities()
     assert not torch.equal(after["edges"], before["edges"])  # the architecture step moved alpha / mu
     if method.startswith("balenas"):

@@ -13,7 +13,9 @@ valid_loss, valid_acc (from the architecture steps: the 0-d tensors "arch_loss" 
 that `update` returns; NaN for a method that returns none, e.g. SNAS), any other key `update` returns
 (averaged over the epoch's architecture steps), entropy, op_probs (JSON {group: [[p, ...], ...]}), lr,
 steps, arch_steps, epoch_time_s, the distribution's `extra_metrics()`, and the ground truth of the genotype
-(bench_* columns) when `benchmark` is configured. Accuracies are in percent, as NB201 reports them.
+(bench_* columns) when `benchmark` is configured, and its cost columns (`cost_params_M`, `cost_flops_M`,
+`cost_latency_<device>_ms`: `search_spaces.costs`, at the space's proxy size). Accuracies are in percent, as
+NB201 reports them.
 
 Divergence: the epoch's one synchronisation also carries whether the weight loss, the architecture loss and every
 floating-point tensor of the distribution's state (its parameters and optimizer moments) are finite; if one is
@@ -312,12 +314,30 @@ class SearchRun:
             genotype = metrics["genotype"]
             record = self.benchmark.record(genotype) if genotype in self.benchmark else {}
             metrics.update({(k if k.startswith("bench_") else f"bench_{k}"): float(v) for k, v in record.items()})
+        metrics.update(self._argmax_costs(metrics["genotype"]))
         metrics["epoch_time_s"] = time.perf_counter() - start
         log.info("%s %s epoch %d/%d: train loss %.4f acc %.2f | valid loss %.4f acc %.2f | entropy %.3f | %s "
                  "(%.1fs)", cfg.method, cfg.dataset, self.epoch, self.total_epochs, metrics["train_loss"],
                  metrics["train_acc"], metrics["valid_loss"], metrics["valid_acc"], metrics["entropy"],
                  metrics["genotype"], metrics["epoch_time_s"])
         return metrics
+
+    def _argmax_costs(self, arch: str) -> dict[str, float]:
+        """Cost columns of the argmax architecture (`search_spaces.costs.cost_columns` of its derived network at
+        the space's proxy size and the search data set: params, multiply-adds, latency on every device of the
+        space's latency source), cached per architecture. Built on the CPU outside the run's random streams
+        (`fork_rng`), so the search is the same with or without them; a failure costs the columns, not the epoch."""
+        cache = self.__dict__.setdefault("_cost_cache", {})
+        if arch not in cache:
+            from search_spaces.costs import check_devices, cost_columns
+
+            try:
+                with torch.random.fork_rng(devices=[]):
+                    cache[arch] = cost_columns(self.space, arch, None, self.cfg.dataset, check_devices(self.space))
+            except (ValueError, KeyError, RuntimeError) as err:
+                log.warning("no cost columns for %s (%s: %s)", arch, type(err).__name__, err)
+                cache[arch] = {}
+        return dict(cache[arch])
 
     @staticmethod
     def _nonfinite(train_loss: float, arch_loss: float | None, state: list[str]) -> list[str]:

@@ -7,13 +7,16 @@ cannot parse).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from search_spaces.space import get_space
 from trainables.search.config import DeviceName, SpaceName, validate_config
 from trainables.train.protocol import TrainProtocol, resolve_protocol
+
+#: formats a finished training can be exported to (`export:` of a training spec)
+ExportFormat = Literal["onnx"]
 
 
 class TrainConfig(BaseModel):
@@ -32,6 +35,7 @@ class TrainConfig(BaseModel):
     device: DeviceName = "auto"
     amp: bool = False  # bf16 autocast
     channels_last: bool = False
+    export: tuple[ExportFormat, ...] = ()  # written beside the last checkpoint (trainables/train/trainable.py)
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:

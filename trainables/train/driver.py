@@ -37,7 +37,7 @@ from trainables.runs.trainable import TRIAL_INFO_PREFIX
 from trainables.runs.tuner import DEFAULT_STORAGE, TunerPlan, build_tuner, init_ray, prepare_run_dir
 from trainables.train.protocol import PRESETS
 from trainables.train.spec import TrainSpec, validate_train_spec
-from trainables.train.trainable import CHECKPOINT_FILE, TrainTrainable
+from trainables.train.trainable import CHECKPOINT_FILE, ONNX_FILE, TrainTrainable
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +120,11 @@ def final_row(trial, history: pd.DataFrame | None) -> dict[str, Any]:
     row["num_failures"] = int(getattr(trial.run_metadata, "num_failures", 0))
     ckpt = trial.checkpoint
     row["checkpoint_path"] = str(Path(ckpt.path) / CHECKPOINT_FILE) if ckpt is not None else None
+    if "onnx" in (train.get("export") or ()):
+        exported = ckpt is not None and final.get("onnx_max_abs_diff") is not None and status == "TERMINATED"
+        row["onnx_path"] = str(Path(ckpt.path) / ONNX_FILE) if exported else None
+        row["onnx_max_abs_diff"] = final.get("onnx_max_abs_diff")
+        row["onnx_error"] = final.get("onnx_error") if isinstance(final.get("onnx_error"), str) else None
     row["trial_path"] = trial.path
     row["config_json"] = json.dumps(train, sort_keys=True)
     row.update(versions(last))

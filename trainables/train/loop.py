@@ -293,6 +293,19 @@ class TrainRun:
                 "flops": self.flops, "device": str(self.device), **self.costs,
                 "protocol_json": json.dumps(self.protocol.model_dump(mode="json"), sort_keys=True)}
 
+    # ----- export -------------------------------------------------------------------------------------------
+    def onnx(self) -> tuple[bytes, float]:
+        """The trained network as ONNX (eval mode, auxiliary head left out by eval mode) and the largest absolute
+        logit difference of onnxruntime from torch on a fixed batch (`search_spaces.onnx_export.checked_onnx`)."""
+        from search_spaces.onnx_export import checked_onnx
+
+        image = self.train_data.batch(torch.arange(1, device=self.device))[0]
+        was_training = self.model.training
+        try:
+            return checked_onnx(self.model, int(image.shape[-1]), channels=int(image.shape[1]))
+        finally:
+            self.model.train(was_training)
+
     # ----- checkpoints ------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume exactly (tensors and plain containers: loads with weights_only)."""

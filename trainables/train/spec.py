@@ -49,7 +49,7 @@ from trainables.runs.spec import (
     validation_problems,
 )
 from trainables.runs.spec import StrictModel as _Strict
-from trainables.train.config import TrainConfig
+from trainables.train.config import ExportFormat, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +123,25 @@ class TrainSpec(_Strict):
     checkpoint: Checkpointing = Field(default_factory=Checkpointing)
     max_concurrent_trials: int | None = Field(None, ge=1)
     storage: str | None = None
+    #: files written beside each finished training's last checkpoint: "onnx" (model.onnx, checked in onnxruntime)
+    export: list[ExportFormat] = Field(default_factory=list)
+
+    @field_validator("export", mode="before")
+    @classmethod
+    def _export_list(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @field_validator("export", mode="after")
+    @classmethod
+    def _export_installed(cls, v: list[str]) -> list[str]:
+        if "onnx" in v:
+            from search_spaces.onnx_export import OnnxUnavailable, require_onnx
+
+            try:
+                require_onnx()
+            except OnnxUnavailable as err:
+                raise ValueError(str(err)) from None
+        return v
 
     @field_validator("architectures", mode="before")
     @classmethod
@@ -156,7 +175,8 @@ class TrainSpec(_Strict):
     def train_config(self, arch: str, seed: int) -> dict[str, Any]:
         return {"arch": arch, "protocol": self.protocol, "overrides": dict(self.overrides), "space": self.space,
                 "dataset": self.dataset, "data_root": self.data_root, "split_file": self.split_file,
-                "seed": int(seed), "device": self.device, "amp": self.amp, "channels_last": self.channels_last}
+                "seed": int(seed), "device": self.device, "amp": self.amp, "channels_last": self.channels_last,
+                **({"export": list(dict.fromkeys(self.export))} if self.export else {})}
 
     def trials(self) -> list[dict[str, Any]]:
         """Every trial's config in a fixed order: architectures (spec order) x seeds."""

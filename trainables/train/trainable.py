@@ -10,12 +10,17 @@ other trials go on. A trial restored from its last epoch's checkpoint trains not
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from trainables.runs.trainable import RunTrainable
 from trainables.train.loop import NonFiniteLoss, TrainRun
 
 CHECKPOINT_FILE = "train.pt"
+#: the ONNX file of a finished training (`export: onnx`), beside its last checkpoint's train.pt
+ONNX_FILE = "model.onnx"
+#: largest onnxruntime-vs-torch logit difference accepted without a warning (fp32)
+ONNX_TOLERANCE = 1e-4
 
 
 def progress_line(label: str, metrics: dict[str, Any], total: int) -> str:
@@ -54,4 +59,25 @@ class TrainTrainable(RunTrainable):
         except NonFiniteLoss as err:
             return self._ended(err)
         print(progress_line(self.trial["label"], metrics, self.run.total_epochs), flush=True)
+        if self.run.done and "onnx" in self.run.cfg.export:
+            metrics.update(self._export_onnx())
         return self._result(metrics)
+
+    def _export_onnx(self) -> dict[str, Any]:
+        """Export the trained network (kept until the last checkpoint writes it); its check as result columns.
+        A failed export is reported in `onnx_error` and never costs the trained result."""
+        try:
+            self._onnx, diff = self.run.onnx()
+        except Exception as err:  # noqa: BLE001 - the training is done: an export failure must not lose it
+            self._onnx = None
+            return {"onnx_error": f"{type(err).__name__}: {err}"[:500]}
+        if not diff <= ONNX_TOLERANCE:
+            print(f"{self.trial['label']}: WARNING: ONNX export differs from torch by {diff:.3g} (> "
+                  f"{ONNX_TOLERANCE:g}) on a fixed batch", flush=True)
+        return {"onnx_max_abs_diff": diff}
+
+    def save_checkpoint(self, checkpoint_dir: str) -> None:
+        super().save_checkpoint(checkpoint_dir)
+        data = getattr(self, "_onnx", None)
+        if data is not None and self.run.done:
+            (Path(checkpoint_dir) / ONNX_FILE).write_bytes(data)

@@ -45,7 +45,10 @@ class NaNOnWeak(TrainTrainable):
 
 @pytest.mark.slow
 def test_a_nan_trial_fails_alone_with_its_epoch(ray_with_test_classes, tmp_path, tiny_cifar10):
-    spec = validate_train_spec(spec_data(tiny_cifar10, "nan"))
+    """... and with `export: onnx`, the finished training's ONNX file lies beside its last checkpoint, checked in
+    onnxruntime against the trained torch network; the failed one has none."""
+    pytest.importorskip("onnxruntime")
+    spec = validate_train_spec(spec_data(tiny_cifar10, "nan", export="onnx"))
     result = run_train(spec, storage=tmp_path, trainable=NaNOnWeak, verbose=0)
     final = store.read_table(tmp_path / "nan", FINAL).set_index("arch")
     assert final.loc[GOOD, "status"] == "TERMINATED" and final.loc[GOOD, "epochs_done"] == 2
@@ -57,6 +60,18 @@ def test_a_nan_trial_fails_alone_with_its_epoch(ray_with_test_classes, tmp_path,
         assert pd.notna(final.loc[GOOD, col]), col
     epochs = store.read_table(tmp_path / "nan", TRAIN_EPOCHS)
     assert sorted(epochs[epochs["arch"] == GOOD]["epoch"]) == [1, 2]
+    onnx_path = Path(final.loc[GOOD, "onnx_path"])
+    assert onnx_path.parent == Path(final.loc[GOOD, "checkpoint_path"]).parent and onnx_path.is_file()
+    assert 0 <= final.loc[GOOD, "onnx_max_abs_diff"] <= 1e-4
+    assert pd.isna(final.loc[WEAK, "onnx_path"])
+    import onnxruntime as ort
+
+    trained = TrainRun(spec.trials()[0]["train"])
+    trained.model.load_state_dict(final_weights(final.loc[GOOD, "trial_path"]))
+    x = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(5))
+    got = ort.InferenceSession(str(onnx_path)).run(None, {"images": x.numpy()})[0]
+    with torch.no_grad():
+        torch.testing.assert_close(torch.from_numpy(got), trained.model.eval()(x), atol=1e-4, rtol=0)
 
 
 def final_weights(trial_path: str) -> dict[str, torch.Tensor]:
@@ -127,11 +142,23 @@ def test_from_a_sweep_trains_each_distinct_selected_architecture_once(tmp_path, 
     ({"dataset": "mnist"}, "dataset 'mnist'"),
     ({"architectures": []}, "give `architectures` or `from"),
     ({"colour": "red"}, "colour"),
+    ({"export": "tflite"}, "export.0"),
 ])
 def test_bad_specs_name_the_value(tiny_cifar10, change, needle):
     with pytest.raises(SpecError) as err:
         validate_train_spec({**spec_data(tiny_cifar10, "bad"), **change})
     assert needle in str(err.value)
+
+
+def test_export_without_the_extra_says_how_to_install(tiny_cifar10, monkeypatch):
+    import search_spaces.onnx_export as onnx_export
+
+    def missing():
+        raise onnx_export.OnnxUnavailable(onnx_export.INSTALL_HINT)
+
+    monkeypatch.setattr(onnx_export, "require_onnx", missing)
+    with pytest.raises(SpecError, match=r"export.*pip install -e \"\.\[export\]\""):
+        validate_train_spec(spec_data(tiny_cifar10, "bad", export=["onnx"]))
 
 
 def test_from_errors_name_the_sweep_and_rule(tmp_path, tiny_cifar10):
