@@ -59,6 +59,36 @@ class Add(nn.Module):
         return a + b
 
 
+def record_shapes(net: nn.Module, image_size: int, inputs: Mapping[str, nn.Module] | None = None,
+                  outputs: Mapping[str, nn.Module] | None = None) -> dict[str, tuple[int, ...]]:
+    """Per-image shapes seen in one eval forward of a zero image: of the first input of each module in `inputs`
+    and of the output of each in `outputs` (first call each), keyed as given. How a space's `latency_parts` takes
+    its shapes from a real network instead of restating the network's arithmetic."""
+    shapes: dict[str, tuple[int, ...]] = {}
+
+    def before(key):
+        def hook(module, args):
+            shapes.setdefault(key, tuple(args[0].shape[1:]))
+        return hook
+
+    def after(key):
+        def hook(module, args, out):
+            shapes.setdefault(key, tuple(out.shape[1:]))
+        return hook
+
+    handles = [m.register_forward_pre_hook(before(k)) for k, m in (inputs or {}).items()]
+    handles += [m.register_forward_hook(after(k)) for k, m in (outputs or {}).items()]
+    was_training = net.training
+    try:
+        with torch.no_grad():
+            net.eval()(torch.zeros(1, 3, image_size, image_size))
+    finally:
+        net.train(was_training)
+        for h in handles:
+            h.remove()
+    return shapes
+
+
 class SearchSpace(ABC):
     """One cell search space: shapes of its choices, its supernet, discretisation, derived networks, and
     the specifics that generic code asks for (sizes, labels, reference rows, pictures, enumeration)."""

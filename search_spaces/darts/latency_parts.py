@@ -19,7 +19,7 @@ from torch import nn
 from search_spaces.darts.genotype import NUM_NODES, OPS, Genotype
 from search_spaces.darts.networks import DartsNetwork
 from search_spaces.darts.ops import make_op
-from search_spaces.space import LatencyPart
+from search_spaces.space import LatencyPart, record_shapes
 
 #: a genotype whose network has every fixed part (any genotype does; the fixed parts do not depend on it)
 _REFERENCE = ("Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1), "
@@ -40,32 +40,13 @@ class Join(nn.Module):
 def _reference(num_classes: int, image_size: int, size: dict) -> tuple[DartsNetwork, dict[str, tuple]]:
     """The reference network and per-image shapes: inputs of stems, preprocessing and head, outputs of cells."""
     net = DartsNetwork(_REFERENCE, num_classes=num_classes, **{**size, "auxiliary": False}).eval()
-    shapes: dict[str, tuple] = {}
-
-    def pre(key):
-        def hook(module, args):
-            shapes.setdefault(key, tuple(args[0].shape[1:]))
-        return hook
-
-    def post(key):
-        def hook(module, args, out):
-            shapes.setdefault(key, tuple(out.shape[1:]))
-        return hook
-
-    handles = [getattr(net, s).register_forward_pre_hook(pre(s)) for s in _STEMS if hasattr(net, s)]
-    handles.append(net.global_pooling.register_forward_pre_hook(pre("head")))
+    inputs = {s: getattr(net, s) for s in _STEMS if hasattr(net, s)}
+    inputs["head"] = net.global_pooling
+    outputs = {}
     for i, cell in enumerate(net.cells):
-        handles += [cell.preprocess0.register_forward_pre_hook(pre(f"cell{i}/preprocess0")),
-                    cell.preprocess1.register_forward_pre_hook(pre(f"cell{i}/preprocess1")),
-                    cell.preprocess1.register_forward_hook(post(f"cell{i}/ops")),
-                    cell.register_forward_hook(post(f"cell{i}/out"))]
-    try:
-        with torch.no_grad():
-            net(torch.zeros(1, 3, image_size, image_size))
-    finally:
-        for h in handles:
-            h.remove()
-    return net, shapes
+        inputs.update({f"cell{i}/preprocess0": cell.preprocess0, f"cell{i}/preprocess1": cell.preprocess1})
+        outputs.update({f"cell{i}/ops": cell.preprocess1, f"cell{i}/out": cell})
+    return net, record_shapes(net, image_size, inputs, outputs)
 
 
 def _position(kind: str, shape: Sequence[int], stride: int) -> str:

@@ -20,7 +20,7 @@ from torch import nn
 from search_spaces.nb1shot1.encoding import parse, to_nb101
 from search_spaces.nb1shot1.nb101.graph import CONV1X1, CONV3X3, MAXPOOL3X3, canonical_spec
 from search_spaces.nb1shot1.nb101_network import ConvBnRelu, NB101Cell, NB101Network, vertex_channels, vertex_op
-from search_spaces.space import Add, LatencyPart
+from search_spaces.space import Add, LatencyPart, record_shapes
 
 OPS = (CONV3X3, CONV1X1, MAXPOOL3X3)
 #: interior vertices of a NAS-Bench-101 cell (7 vertices: input, 5 interior, output)
@@ -50,22 +50,9 @@ def _reference(num_classes: int, image_size: int, C: int, N: int):
     matrix = np.zeros((3, 3), dtype=int)
     matrix[0, 1] = matrix[1, 2] = 1
     net = NB101Network(matrix, ["input", CONV3X3, "output"], num_classes=num_classes, C=C, N=N).eval()
-    shapes: dict[int, tuple] = {}
-
-    def recorder(i):
-        def hook(module, args):
-            shapes.setdefault(i, tuple(args[0].shape[1:]))
-        return hook
-
-    handles = [layer.register_forward_pre_hook(recorder(i)) for i, layer in enumerate(net.layers)]
-    handles.append(net.classifier.register_forward_pre_hook(recorder(-1)))
-    try:
-        with torch.no_grad():
-            net(torch.zeros(1, 3, image_size, image_size))
-    finally:
-        for h in handles:
-            h.remove()
-    return net, shapes
+    named = {str(i): layer for i, layer in enumerate(net.layers)}
+    shapes = record_shapes(net, image_size, inputs=named)
+    return net, {int(k): v for k, v in shapes.items()}
 
 
 def _cells(net: NB101Network, shapes: dict[int, tuple]) -> list[tuple[int, int, int, int]]:

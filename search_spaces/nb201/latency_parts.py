@@ -17,7 +17,7 @@ from torch import nn
 from search_spaces.nb201.encoding import NUM_NODES, OPS, to_tuple
 from search_spaces.nb201.networks import NB201Network
 from search_spaces.nb201.ops import make_op
-from search_spaces.space import Add, LatencyPart
+from search_spaces.space import Add, LatencyPart, record_shapes
 
 _NONE = OPS.index("none")
 STAGES = 3
@@ -30,27 +30,12 @@ class ZerosLike(nn.Module):
         return torch.zeros_like(x)
 
 
-def _recorder(shapes: dict[str, tuple], key: str):
-    """A forward pre-hook that records the per-image shape of a module's first input (and changes nothing)."""
-    def hook(module, args):
-        shapes.setdefault(key, tuple(args[0].shape[1:]))
-    return hook
-
-
 def _reference(num_classes: int, image_size: int, C: int, N: int) -> tuple[NB201Network, dict[str, tuple]]:
     """A network (every edge a 3x3 conv) and the per-image input shape of its stem, cells and head."""
     net = NB201Network("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|"
                        "nor_conv_3x3~2|", num_classes=num_classes, C=C, N=N).eval()
-    shapes: dict[str, tuple] = {}
     named = {"stem": net.stem, "head": net.lastact, **{f"cell{i}": c for i, c in enumerate(net.cells)}}
-    handles = [m.register_forward_pre_hook(_recorder(shapes, k)) for k, m in named.items()]
-    try:
-        with torch.no_grad():
-            net(torch.zeros(1, 3, image_size, image_size))
-    finally:
-        for h in handles:
-            h.remove()
-    return net, shapes
+    return net, record_shapes(net, image_size, inputs=named)
 
 
 def first_cell(stage: int, N: int) -> int:
