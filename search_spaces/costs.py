@@ -239,12 +239,21 @@ def costs(space: SearchSpace | str, arch: str, size: Mapping[str, Any] | None = 
     """{"params_M", "flops_M" (multiply-adds, millions), "latency_ms": {device: ms}} of `arch` at `size` on
     `dataset`'s resolution; latency only for devices the space's source knows."""
     space = _space(space)
-    model, image_size = build_network(space, arch, size, dataset, num_classes=num_classes)
-    first = next(model.parameters(), None)
-    image = torch.zeros(1, 3, image_size, image_size, device=None if first is None else first.device)
-    out: dict[str, Any] = {"params_M": count_params(model) / 1e6, "flops_M": count_macs(model, image) / 1e6,
-                           "latency_ms": latency_ms(space, arch, size, dataset, devices)}
-    return out
+    try:
+        params, macs = _counts(space, arch, size, dataset, num_classes, "meta")
+    except (NotImplementedError, RuntimeError):  # a network whose forward needs real values: count on the CPU
+        params, macs = _counts(space, arch, size, dataset, num_classes, "cpu")
+    return {"params_M": params / 1e6, "flops_M": macs / 1e6,
+            "latency_ms": latency_ms(space, arch, size, dataset, devices)}
+
+
+def _counts(space: SearchSpace, arch: str, size: Mapping[str, Any] | None, dataset: str, num_classes: int | None,
+            device: str) -> tuple[int, int]:
+    """(parameters, multiply-adds) of the derived network built on `device`: 'meta' (shapes only: no memory, no
+    arithmetic, no random initialisation; the same counts, ~3-10x faster) or 'cpu'."""
+    with torch.device(device):
+        model, image_size = build_network(space, arch, size, dataset, num_classes=num_classes)
+        return count_params(model), count_macs(model, torch.zeros(1, 3, image_size, image_size))
 
 
 def latency_column(device: str) -> str:

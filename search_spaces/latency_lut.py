@@ -274,11 +274,13 @@ def measure_networks(space: SearchSpace | str, archs: Sequence[str], table: Late
 
 
 def random_architectures(space: SearchSpace, k: int, seed: int = 0) -> list[str]:
-    """`k` distinct architectures drawn by discretising random probabilities (any space; NB201: uniform ops)."""
-    generator = torch.Generator().manual_seed(seed)
+    """`k` distinct architectures drawn by discretising random probabilities (uniform draws normalised per
+row; any space; NB201: uniform ops)."""
+    rng = np.random.default_rng(seed)  # numpy: thousands of tiny draws, no torch op overhead
     out: dict[str, None] = {}
     for _ in range(50 * k):
-        probs = {g: torch.rand(shape, generator=generator).softmax(-1) for g, shape in space.arch_shapes.items()}
+        draws = {g: rng.random(shape) for g, shape in space.arch_shapes.items()}
+        probs = {g: torch.from_numpy(d / d.sum(-1, keepdims=True)) for g, d in draws.items()}
         out.setdefault(space.canonical(space.discretize(probs)))
         if len(out) == k:
             break

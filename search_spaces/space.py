@@ -81,7 +81,8 @@ def record_shapes(net: nn.Module, image_size: int, inputs: Mapping[str, nn.Modul
     was_training = net.training
     try:
         with torch.no_grad():
-            net.eval()(torch.zeros(1, 3, image_size, image_size))
+            first = next(net.parameters(), None)
+            net.eval()(torch.zeros(1, 3, image_size, image_size, device=None if first is None else first.device))
     finally:
         net.train(was_training)
         for h in handles:
@@ -137,6 +138,13 @@ class SearchSpace(ABC):
         """Supernet weights that compute the discrete `arch` (one-hot rows, or multi-hot where a space picks
         several options of a row); their discretisation is `arch`."""
         raise NotImplementedError(f"space {self.name!r} does not encode architectures as one-hot weights")
+
+    def expected_selection(self, probs: ArchWeights) -> ArchWeights:
+        """How much of each (row, option) the space's discretisation keeps in expectation, differentiable in
+        `probs` (per-row probabilities, or `one_hot` of an architecture, which must come back unchanged): the
+        weights of an additive cost model (`search_spaces.cost_model`). Default: `probs` itself (one option per
+        row, every row kept, as NB201)."""
+        return dict(probs)
 
     def row_names(self, group: str) -> list[str]:
         """Labels of the rows (categorical choices) of a group, for plots; default 'group[i]'."""

@@ -137,3 +137,13 @@ def float64():
     torch.set_default_dtype(torch.float64)
     yield
     torch.set_default_dtype(old)
+
+
+@pytest.fixture(autouse=True)
+def small_cost_model_fits(monkeypatch):
+    """Cost models (search_spaces.cost_model) fitted on 300 sampled architectures instead of every NB201 cell or
+    1,000 samples: the additive costs the tests use are exact on any sample, and a fit then takes ~1 s."""
+    from search_spaces import cost_model
+
+    monkeypatch.setattr(cost_model, "SAMPLED", 300)
+    monkeypatch.setattr(cost_model, "ENUMERATE_UP_TO", 0)

@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from search_spaces.data.device import DeviceDataset
+from search_spaces.latency_lut import random_architectures
 from search_spaces.space import available_spaces, get_space
 from trainables import proxies
 from trainables.methods import available_methods, get_method, make_distribution
@@ -115,6 +116,29 @@ def test_method_on_space_searches_samples_and_resumes_exactly(method, space_name
         assert torch.equal(v, resumed.model.state_dict()[k]), k
     for k, v in dist.mode_probabilities().items():
         assert torch.equal(v, resumed.distribution.mode_probabilities()[k]), k
+
+
+@pytest.mark.parametrize("space_name", SPACES)
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_under_a_budget_lowers_the_expected_cost_below_it(method, space_name):
+    """A params budget well under the uniform distribution's expected cost: every method, through its own
+    relaxation, brings the expected cost under it in a few steps (a strong penalty and a large architecture step
+    size, so that four tiny epochs suffice)."""
+    from search_spaces.cost_model import cost_model
+
+    model = cost_model(space_name, "params")
+    space = get_space(space_name)
+    uniform = float(model.expected({g: torch.full(s, 1.0 / s[1]) for g, s in space.arch_shapes.items()}))
+    cheapest = min(model.of(a) for a in random_architectures(space, 50, seed=0))
+    budget = cheapest + 0.5 * (uniform - cheapest)
+    params = {"arch_lr": 0.2} if "arch_lr" in get_method(method).Params.model_fields else {}
+    cfg = {**_config(space_name, method, epochs=6), "steps_per_epoch": 3, "method_params": params,
+           "cost": {"metric": "params", "budget": budget, "weight": 50.0}}
+    run = SearchRun(cfg, splits=_splits())
+    rows = [run.run_epoch() for _ in range(6)]
+    assert rows[0]["cost_budget"] == pytest.approx(budget)
+    assert rows[-1]["cost_expected"] < budget, [r["cost_expected"] for r in rows]
+    assert math.isfinite(rows[-1]["cost_argmax"]) and rows[-1]["cost_dual"] == 50.0
 
 
 @pytest.mark.parametrize("space_name", SPACES)

@@ -67,6 +67,28 @@ class DartsSpace(SearchSpace):
             out[name] = w.to(device)
         return out
 
+    def expected_selection(self, probs):
+        """Per edge, its op probabilities without `none` (the derived cell never keeps `none`), renormalised and
+        scaled by the chance that the edge is one of its node's two kept inputs, taken as min(1, 2 s_e / sum of s
+        over the node's edges) with s_e the edge's strongest non-`none` probability (DARTS' ranking). A one-hot
+        genotype (`one_hot`: kept edges one-hot, the others zero) comes back unchanged."""
+        none = OPS.index("none")
+        out = {}
+        for group in CELLS:
+            p = probs[group]
+            ops = torch.cat([p[:, :none], torch.zeros_like(p[:, none:none + 1]), p[:, none + 1:]], dim=1)
+            mass = ops.sum(dim=1, keepdim=True)
+            within = ops / mass.clamp_min(1e-12)
+            strength = ops.max(dim=1).values
+            keep = []
+            for node in range(len({n for n, _ in EDGES})):
+                rows = [edge_index(node, src) for n, src in EDGES if n == node]
+                s_node = strength[rows]
+                share = 2.0 * s_node / s_node.sum().clamp_min(1e-12)
+                keep.append(torch.ones_like(share) if len(rows) <= 2 else share.clamp(max=1.0))
+            out[group] = within * torch.cat(keep).unsqueeze(1)
+        return out
+
     def row_names(self, group: str) -> list[str]:
         return list(EDGE_LABELS) if group in CELLS else super().row_names(group)
 

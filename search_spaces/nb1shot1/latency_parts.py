@@ -12,6 +12,7 @@ The fixed modules and the input shapes are taken from a real network (forward pr
 from __future__ import annotations
 
 import copy
+import functools
 
 import numpy as np
 import torch
@@ -23,6 +24,8 @@ from search_spaces.nb1shot1.nb101_network import ConvBnRelu, NB101Cell, NB101Net
 from search_spaces.space import Add, LatencyPart, record_shapes
 
 OPS = (CONV3X3, CONV1X1, MAXPOOL3X3)
+#: the simplest cell (input -> 3x3 conv -> output): the reference network's fixed parts and shapes
+_REFERENCE_CELL = ([[0, 1, 0], [0, 0, 1], [0, 0, 0]], ["input", CONV3X3, "output"])
 #: interior vertices of a NAS-Bench-101 cell (7 vertices: input, 5 interior, output)
 MAX_INTERIOR = 5
 
@@ -47,9 +50,7 @@ class Head(nn.Module):
 
 def _reference(num_classes: int, image_size: int, C: int, N: int):
     """A network (the simplest cell: input -> conv -> output) and every layer's per-image input shape."""
-    matrix = np.zeros((3, 3), dtype=int)
-    matrix[0, 1] = matrix[1, 2] = 1
-    net = NB101Network(matrix, ["input", CONV3X3, "output"], num_classes=num_classes, C=C, N=N).eval()
+    net = NB101Network(*_REFERENCE_CELL, num_classes=num_classes, C=C, N=N).eval()
     named = {str(i): layer for i, layer in enumerate(net.layers)}
     shapes = record_shapes(net, image_size, inputs=named)
     return net, {int(k): v for k, v in shapes.items()}
@@ -107,6 +108,15 @@ def _last_shape(net: NB101Network, shapes: dict[int, tuple]) -> tuple:
     return (c_out, h, w)
 
 
+@functools.lru_cache(maxsize=16)
+def _layout(num_classes: int, image_size: int, C: int, N: int) -> tuple[tuple[int, int, int, int], ...]:
+    """`_cells` of the networks at this size (built once: counting parts runs for every architecture)."""
+    with torch.device("meta"):
+        net = NB101Network(*_REFERENCE_CELL, num_classes=num_classes, C=C, N=N).eval()
+        shapes = record_shapes(net, image_size, inputs={str(i): layer for i, layer in enumerate(net.layers)})
+    return tuple(_cells(net, {int(k): v for k, v in shapes.items()}))
+
+
 def _fan_in(k: int) -> list[list[int]]:
     """A cell matrix with k interior vertices, each from the input and into the output (for the concat split)."""
     n = k + 2
@@ -121,13 +131,12 @@ def latency_counts(arch: str, num_classes: int, image_size: int, C: int = 128, N
     pruned, pruned_ops, _ = canonical_spec(matrix, ops)
     m = np.asarray(pruned).tolist()
     n = len(m)
-    net, shapes = _reference(num_classes, image_size, C, N)
     out: dict[str, int] = {"stem": 1, "downsample1": 1, "downsample2": 1, "head": 1}
 
     def count(key: str) -> None:
         out[key] = out.get(key, 0) + 1
 
-    for c_in, c_out, h, w in _cells(net, shapes):
+    for c_in, c_out, h, w in _layout(num_classes, image_size, C, N):
         channels = vertex_channels(c_in, c_out, m)
         pieces = 0
         for t in range(1, n - 1):

@@ -68,6 +68,16 @@ class NB1Shot1Space(SearchSpace):
         output = _top_k(cpu["output"][0], self.spec.output_parents)
         return Arch(self.number, ops, tuple(parents), output)
 
+    def expected_selection(self, probs: ArchWeights) -> ArchWeights:
+        """Op rows as they are; a parent row (output, inputs_<b>) keeps its top k options, so each option is kept
+        with about min(1, k p). The multi-hot rows of `one_hot` come back unchanged."""
+        out = {"ops": probs["ops"], "output": (self.spec.output_parents * probs["output"]).clamp(max=1.0)}
+        for b, k in enumerate(self.spec.block_parents, start=1):
+            group = input_group(b)
+            if group in probs:
+                out[group] = (k * probs[group]).clamp(max=1.0)
+        return out
+
     def discretize(self, probs: ArchWeights) -> str:
         return self.decode(probs).to_string()
 

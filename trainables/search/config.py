@@ -31,6 +31,7 @@ from search_spaces.space import DEFAULT_SPACE, available_spaces, get_space
 from trainables.methods import available_methods, get_method
 from trainables.methods.params import MethodParams
 from trainables.runs.spec import validation_problems
+from trainables.search.budget import CostConstraint
 
 
 def _known_space(name: str) -> str:
@@ -109,6 +110,8 @@ class SearchConfig(BaseModel):
     # torch.compile the supernet: None (eager), "default", or "reduce-overhead" (CUDA graphs through
     # torch.compile). Off by default until the GPU check (benchmarks/gpu_check.py) shows a gain.
     compile: Literal["default", "reduce-overhead"] | None = None
+    # a budget on the architecture's cost (trainables/search/budget.py); None: accuracy alone
+    cost: CostConstraint | None = None
     _params: MethodParams | None = PrivateAttr(None)
 
     @field_validator("dataset")
@@ -155,6 +158,8 @@ class SearchConfig(BaseModel):
             raise ValueError(f"w_lr_min ({self.w_lr_min}) must not exceed w_lr ({self.w_lr})")
         if not (info.context or {}).get("method_params_checked"):  # validated here, once; kept as `params`
             self._params = get_method(self.method).validate_params(self.method_params)
+        if self.cost is not None:
+            self.cost.check_space(get_space(self.space))
         return self
 
 

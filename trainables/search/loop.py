@@ -48,6 +48,7 @@ from trainables.methods import ArchDistribution, ArchStepContext, EdgeWeights, m
 from trainables.methods.arch_params import detached_copy
 from trainables.runs.checkpoints import load_rng_state, rng_state, save_atomic
 from trainables.runs.memory_format import resolve_channels_last
+from trainables.search.budget import BudgetTerm
 from trainables.search.config import SearchConfig, default_channels_last, parse_config
 
 log = logging.getLogger(__name__)
@@ -183,6 +184,8 @@ class SearchRun:
         self.data_generator.manual_seed(cfg.seed)
         self.epoch = 0
         self.global_step = 0
+        # a budget on the architecture's cost: the same term for every method (trainables/search/budget.py)
+        self.budget = None if cfg.cost is None else BudgetTerm(cfg.cost, self.space, cfg.dataset, self.device)
         self.benchmark = None
         if cfg.benchmark is not None:
             from search_spaces.benchmarks import open_benchmark  # loaded only when ground truth is asked for
@@ -211,6 +214,21 @@ class SearchRun:
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.cfg.amp):
             return model(x, edge_weights.weights, edge_weights.active)
 
+    def _budgeted(self):
+        """(forward, loss_fn) for an architecture step under a budget: the loss of a forward adds the budget term
+        of the weights that forward used (each method's own relaxation or draw)."""
+        used: list[EdgeWeights] = []
+
+        def forward(x: torch.Tensor, edge_weights: EdgeWeights) -> torch.Tensor:
+            used.append(edge_weights)
+            return self.forward(x, edge_weights)
+
+        def loss_fn(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+            loss = _loss_fn(logits, labels)
+            return self.budget.add_to(loss, used[-1].weights) if used else loss
+
+        return forward, loss_fn
+
     def _valid_order(self, count: int) -> torch.Tensor:
         """`count` validation indices: successive random permutations of the validation half."""
         n = len(self.valid)
@@ -230,10 +248,13 @@ class SearchRun:
             torch.compiler.cudagraph_mark_step_begin()  # one training iteration for CUDA graph trees
         x, y = self.train(train_index, self.data_generator)
         xv, yv = self.valid(valid_index, self.data_generator)
-        logits = self.forward(x, dist.weights_for_weight_step())
+        weights = dist.weights_for_weight_step()
+        logits = self.forward(x, weights)
         loss = _loss_fn(logits, y)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        # the budget term reaches the architecture through the weight step where the method's weights carry
+        # gradients (SNAS); it has none w.r.t. the network weights
+        (loss if self.budget is None else self.budget.add_to(loss, weights.weights)).backward()
         if cfg.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
         self.optimizer.step()
@@ -241,9 +262,12 @@ class SearchRun:
         self.global_step += 1
         out = None
         if self.global_step % interval == 0:
-            ctx = ArchStepContext(self.model, self.forward, _loss_fn, (x, y), (xv, yv), self.optimizer, lr,
+            forward, loss_fn = (self.forward, _loss_fn) if self.budget is None else self._budgeted()
+            ctx = ArchStepContext(self.model, forward, loss_fn, (x, y), (xv, yv), self.optimizer, lr,
                                   self.global_step, self.epoch, self.total_epochs)
             out = dist.update(ctx)
+            if self.budget is not None:
+                self.budget.dual_step()
         # a copy: under CUDA graphs the loss lives in the graph's memory, which the next replay overwrites
         return loss.detach().clone(), correct, y.shape[0], out, yv.shape[0]
 
@@ -315,6 +339,8 @@ class SearchRun:
             record = self.benchmark.record(genotype) if genotype in self.benchmark else {}
             metrics.update({(k if k.startswith("bench_") else f"bench_{k}"): float(v) for k, v in record.items()})
         metrics.update(self._argmax_costs(metrics["genotype"]))
+        if self.budget is not None:
+            metrics.update(self.budget.metrics(dist.op_probabilities(), metrics["genotype"]))
         metrics["epoch_time_s"] = time.perf_counter() - start
         log.info("%s %s epoch %d/%d: train loss %.4f acc %.2f | valid loss %.4f acc %.2f | entropy %.3f | %s "
                  "(%.1fs)", cfg.method, cfg.dataset, self.epoch, self.total_epochs, metrics["train_loss"],
@@ -361,7 +387,8 @@ class SearchRun:
             "epoch": self.epoch, "global_step": self.global_step, "num_valid": len(self.valid),
             "num_classes": self.num_classes, "model": self.model.state_dict(),
             "distribution": self.distribution.state_dict(), "weight_optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(), "rng": rng})
+            "scheduler": self.scheduler.state_dict(), "rng": rng,
+            **({} if self.budget is None else {"budget": self.budget.state_dict()})})
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("format") != CHECKPOINT_FORMAT:
@@ -376,6 +403,8 @@ class SearchRun:
         self.optimizer.load_state_dict(state["weight_optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         load_rng_state(state["rng"], self.data_generator, self.device)
+        if self.budget is not None and "budget" in state:
+            self.budget.load_state_dict(state["budget"])
         self.epoch = int(state["epoch"])
         self.global_step = int(state["global_step"])
 

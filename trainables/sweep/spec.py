@@ -87,6 +87,8 @@ class SweepSpec(_Strict):
     max_concurrent_trials: int | None = Field(None, ge=1)
     storage: str | None = None  # default results folder (the CLI's --storage wins)
     proxies: ProxySettings | None = None
+    #: a budget on the searched architecture's cost, for every trial (trainables/search/budget.py)
+    cost: dict[str, Any] | None = None
 
     @field_validator("seeds")
     @classmethod
@@ -110,7 +112,8 @@ class SweepSpec(_Strict):
         """The `SearchRun` config of one trial."""
         return {"space": self.space, "dataset": self.dataset, "data_root": self.data_root, "download": self.download,
                 "split_file": self.split_file, "benchmark": self.benchmark, "method": method,
-                "method_params": dict(hp), "seed": int(seed), **self.search}
+                "method_params": dict(hp), "seed": int(seed), **({"cost": dict(self.cost)} if self.cost else {}),
+                **self.search}
 
     @property
     def epochs(self) -> int:
