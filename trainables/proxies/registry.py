@@ -26,6 +26,10 @@ _PROXIES: dict[str, str] = {
     "grasp": "trainables.proxies.grasp:compute",
     "params": "trainables.proxies.params:compute",
     "flops": "trainables.proxies.flops:compute",
+    "meco": "trainables.proxies.meco:compute",
+    "zico": "trainables.proxies.zico:compute",
+    "swap": "trainables.proxies.swap:compute",
+    "zen": "trainables.proxies.zen:compute",
 }
 
 ProxyFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], float]

@@ -14,7 +14,8 @@ from trainables import proxies
 
 ARCH = "|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 EMPTY = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
-ALL = ["naswot", "synflow", "snip", "grad_norm", "jacob_cov", "fisher", "grasp", "params", "flops"]
+ALL = ["naswot", "synflow", "snip", "grad_norm", "jacob_cov", "fisher", "grasp", "params", "flops", "meco", "zico",
+       "swap", "zen"]
 
 
 def tiny(arch: str = ARCH) -> nn.Module:
