@@ -3,7 +3,8 @@
 Paper: Jiang, Wang, Bie, "MeCo: Zero-Shot NAS with One Data and Single Forward Pass via Minimum Eigenvalue of
 Correlation", NeurIPS 2023 (openreview KFm2lZiI7n). Code: HamsterMimi/MeCo, `correlation/NAS_Bench_201.py`
 (`get_score`, the script behind the paper's NAS-Bench-201 correlations) and
-`zero-cost-nas/foresight/pruners/measures/meco.py` (the same hook, used by their search pipelines).
+`zero-cost-nas/foresight/pruners/measures/meco.py` (the same hook, used by their search pipelines on the
+pipeline's batch).
 
 Definition, as in that code: one forward pass, no labels, no gradient. A forward hook on *every* module
 (`net.modules()`, so the network itself and every container too) takes the module's output for the first image
@@ -13,8 +14,9 @@ matrix, and takes its smallest eigenvalue; the score is the sum over all hooked 
 
 Every choice, and where the paper and the code differ:
 - Input: ONE image. The paper says "one random data"; the authors' NB201 correlation script loads a batch of
-  ONE CIFAR training image (`--batch_size 1`, random crop + flip, seed 42); their search-pipeline copy
-  (`foresight/.../meco.py`, later version) instead feeds `torch.randn(1, 3, 64, 64)`. We follow the
+  ONE CIFAR training image (`--batch_size 1`, random crop + flip, seed 42); a later copy of the measure
+  (`correlation/foresight/pruners/measures/meco.py`, Jan 2024) feeds `torch.randn(1, 3, 64, 64)` instead, and
+  the search-pipeline copy reads `output[0]` (the first image's features) of a whole batch. We follow the
   correlation script: the first image of the given batch, `inputs[:1]`, is the only image the network sees
   (so BatchNorm's batch statistics are that image's per-channel spatial statistics, exactly as with their
   batch of 1). The batch size of a run therefore does not change MeCo; which image is first does.
@@ -22,12 +24,14 @@ Every choice, and where the paper and the code differ:
   counted again with the output of its last child (e.g. a ReLU-Conv-BN Sequential repeats its BN's value),
   and the network itself is hooked too. The multiplicities follow the module tree: the authors' NB201 model
   (zero-cost-nas `nasbench2`) wraps each ReLU-Conv-BN Sequential in one more module than our
-  xautodl-style `NB201Network`, so the exact sum differs slightly; the ranking signal is the same kind.
+  xautodl-style `NB201Network`, so the exact sum differs slightly; counting each output tensor once, or leaf
+  modules only, ranks 300 NB201 architectures as this rule does (Spearman 0.997 / 0.999, benchmarks/proxies.md).
   Modules returning a tuple or other non-tensor are skipped (the authors' `data_output[0]` would take the
   tuple's first element; no NB201 / DARTS / NB101 module of ours returns one).
-- Outputs with fewer than 2 positions per channel (logits, pooled vectors) or fewer than 2 channels have
-  no channel correlation: the authors' code turns their all-NaN matrix into zeros (eigenvalue 0), so they
-  add 0; we skip them, which adds the same 0.
+- Outputs with fewer than 2 positions per channel (logits, pooled vectors) have no channel correlation: the
+  authors' code turns their all-NaN matrix into zeros (eigenvalue 0), so they add 0; we skip them, which adds
+  the same 0. A one-channel output is skipped too (the authors' `eig` fails on its 0-d correlation, which makes
+  their whole score NaN).
 - Constant channels (e.g. the all-zero output of `none`, a dead ReLU channel): Pearson correlation is 0/0;
   the authors set NaN/inf entries to 0, which leaves a zero row and column, so that layer's minimum
   eigenvalue is 0. We do the same (a rank-deficient matrix: smallest eigenvalue 0, up to rounding).

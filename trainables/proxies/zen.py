@@ -12,29 +12,31 @@ of its variance). Every choice below follows the authors' code; where the paper 
 
 - Weights: before each evaluation every Conv2d and Linear weight is redrawn from N(0, 1) (biases 0) and every BN
   scale / shift set to 1 / 0 (code `network_weight_gaussian_init`; `gaussian_init` here, drawn from the seeded global
-  generator, so a fixed seed gives a fixed score). BN layers without affine parameters keep none.
+  generator in the weights' logical order, so a fixed seed gives a fixed score in NCHW and channels_last alike).
+  BN layers without affine parameters keep none.
 - Inputs: `torch.randn` images of the data batch's shape (batch size and resolution only; the data are unused); the
   perturbed input is x + alpha * e with a second Gaussian draw e (code `mixup_gamma` = 1e-2).
 - The norm: per image the sum of absolute differences over C, H, W (an entry-wise L1 norm), averaged over the
   batch (code). The paper writes a Frobenius norm; we follow the code.
 - BN scales: the code reads sqrt(mean over channels of `running_var`) after the two forward passes in train mode
   of a freshly built network (`running_var` starts at 1, PyTorch's default momentum 0.1), i.e. running_var =
-  0.81 + 0.09 v1 + 0.1 v2 with v1, v2 the unbiased batch variances; the paper defines sigma_i from the batch
-  variance itself. We follow the code exactly and independently of the network's own settings: every BN that
+  0.81 + 0.09 v1 + 0.1 v2 with v1, v2 the unbiased batch variances; the paper describes sigma_i as the BN layer's
+  standard deviation. We follow the code exactly and independently of the network's own settings: every BN that
   tracks running statistics is reset and given momentum 0.1 before the two passes (the scored net is a copy).
   BNs without running statistics (`track_running_stats=False`) contribute nothing (as in MeCo's port of the
   code to NB201, HamsterMimi/MeCo `zero-cost-nas/foresight/pruners/measures/zen.py`, whose cell BNs have none).
-- Repeats: the search (`evolution_search.py`) scores each candidate once (`repeat=1`); the stand-alone script
-  averages 32 draws. `REPEATS` = 1 (one evaluation = two forward passes).
-- Residual links: Zen-NAS computes the score on the network with its residual links removed (`no_reslink=True`
-  in `evolution_search.py`; the paper's Section 4 on ResNet-like spaces). NB201 / DARTS / NB101 cells have no
-  separable "residual link" (skip connections are candidate ops), so, like the later papers that report Zen on
-  NB201 (MeCo's and NASLib's ports), we score the network as built.
+- Repeats and batch: the search (`evolution_search.py`) scores each candidate once (`repeat=1`), on CIFAR at batch 64
+  (`scripts/Zen_NAS_cifar_params1M.sh`); the stand-alone script averages 32 draws. `REPEATS` = 1 (one evaluation =
+  two forward passes); the batch size is the data batch's (`score-space --batch-size 64` for the authors' setting).
+- Residual links: Zen-NAS computes the score on its networks with the residual links removed (`no_reslink=True`
+  in `evolution_search.py`). NB201 / DARTS / NB101 cells have no separable residual link (skip connections are
+  candidate ops), so, like the ports of Zen to NB201 (MeCo's `forward_pre_GAP`, NASLib's
+  `forward_before_global_avg_pool`), we score the network as built.
 - The pre-GAP feature map, found generically (`pre_gap_features`): the code calls the model's own
   `forward_pre_GAP`; ours have none, so the forward pass runs with hooks and the map is the last 4-D output of a
   module (global pooling modules excluded) before the last Linear layer runs, checked to be the map whose global
   average is that Linear layer's input. That is `lastact`'s output in NB201 (BN-ReLU), the last cell's output in
-  DARTS, `postprocess` / the last stack's output in NB-1shot-1 / NB101 networks. A head that is not
+  DARTS, the last stack's output (`layers`) in the NB101 networks of NB-1shot-1. A head that is not
   GAP + Linear is refused (ProxyFailure), never silently scored on another tensor.
 
 Failures (ProxyFailure): no such feature map, a feature map that does not change with the input (log 0, e.g. a
@@ -62,8 +64,8 @@ def gaussian_init(net: nn.Module) -> None:
     """Zen-NAS' `network_weight_gaussian_init` (SWAP's code uses the same): Conv2d / Linear weights ~ N(0, 1),
     their biases 0; BN / GroupNorm scale 1, shift 0."""
     for m in net.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            nn.init.normal_(m.weight)
+        if isinstance(m, (nn.Conv2d, nn.Linear)):  # drawn in logical order: the same weights in any memory format
+            m.weight.copy_(torch.randn(m.weight.shape, dtype=m.weight.dtype, device=m.weight.device))
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, (_BatchNorm, nn.GroupNorm)) and m.weight is not None:
