@@ -140,17 +140,11 @@ def part_values(space: SearchSpace, metric: str, size: Mapping[str, Any], num_cl
     return out
 
 
-def cost_model(space: SearchSpace | str, metric: str, *, device: str | None = None, lut: str | None = None,
-               size: Mapping[str, Any] | None = None, dataset: str = "cifar10", seed: int = 0) -> AdditiveCost:
-    """The additive cost model of `metric` for `space`'s derived networks at `size` (default: its proxy size) on
-    `dataset`'s resolution.
-
-    Args:
-        metric: 'latency' (with `device`, a device of the space's latency source, or `lut`, a measured table),
-            'params' or 'flops' (millions; exact sums over the space's parts).
-        device, lut: the latency source (exactly one of them for 'latency'; neither otherwise).
-        seed: the sample of architectures fitted where the space is too large to enumerate.
-    """
+def source_cost(space: SearchSpace | str, metric: str, *, device: str | None = None, lut: str | None = None,
+                size: Mapping[str, Any] | None = None, dataset: str = "cifar10") -> tuple[Callable[[str], float], str]:
+    """(the source's own cost of one architecture, the source's label `device:<d>` | `lut:<path>` |
+    `parts:<metric>`) for `metric` of `space`'s derived networks at `size` (default: its proxy size) on `dataset`'s
+    resolution; arguments as `cost_model`'s. What a budget's true cost is (selection rules, `cost_argmax`)."""
     from search_spaces.costs import check_devices, dataset_shape, latency_ms, split_size
 
     space = get_space(space) if isinstance(space, str) else space
@@ -168,15 +162,14 @@ def cost_model(space: SearchSpace | str, metric: str, *, device: str | None = No
         table = LatencyTable.read(lut)
         if table.settings["space"] != space.name:
             raise ValueError(f"cost.lut: {lut} was measured for space {table.settings['space']!r}, not {space.name!r}")
-        return fit(space, lambda a: table.predict(a, space), metric=metric, source=f"lut:{lut}", seed=seed)
+        return (lambda a: table.predict(a, space)), f"lut:{lut}"
     if metric == "latency":
         check_devices(space, [device], field="cost.device")
-        probe = latency_ms(space, _fit_archs(space, seed)[0], size, dataset, [device])
+        probe = latency_ms(space, _fit_archs(space, 0)[0], size, dataset, [device])
         if not probe:
             raise ValueError(f"cost.device: {device!r} has no latency for space {space.name!r} at size {size} on "
                              f"{dataset!r} (the packaged tables apply to the benchmark's network only)")
-        return fit(space, lambda a: latency_ms(space, a, size, dataset, [device])[device], metric=metric,
-                   source=f"device:{device}", seed=seed)
+        return (lambda a: latency_ms(space, a, size, dataset, [device])[device]), f"device:{device}"
     from search_spaces.latency_lut import decomposition
 
     classes, image_size = dataset_shape(dataset)
@@ -186,4 +179,115 @@ def cost_model(space: SearchSpace | str, metric: str, *, device: str | None = No
     def total(arch: str) -> float:
         return sum(n * values[k] for k, n in counts_of(arch, classes, image_size, **size).items())
 
-    return fit(space, total, metric=metric, source=f"parts:{metric}", seed=seed)
+    return total, f"parts:{metric}"
+
+
+def cost_model(space: SearchSpace | str, metric: str, *, device: str | None = None, lut: str | None = None,
+               size: Mapping[str, Any] | None = None, dataset: str = "cifar10", seed: int = 0) -> AdditiveCost:
+    """The additive cost model of `metric` for `space`'s derived networks at `size` (default: its proxy size) on
+    `dataset`'s resolution, fitted to the source's own cost (`source_cost`).
+
+    Args:
+        metric: 'latency' (with `device`, a device of the space's latency source, or `lut`, a measured table),
+            'params' or 'flops' (millions; exact sums over the space's parts).
+        device, lut: the latency source (exactly one of them for 'latency'; neither otherwise).
+        seed: the sample of architectures fitted where the space is too large to enumerate.
+    """
+    space = get_space(space) if isinstance(space, str) else space
+    cost, source = source_cost(space, metric, device=device, lut=lut, size=size, dataset=dataset)
+    return fit(space, cost, metric=metric, source=source, seed=seed)
+
+
+#: (space, metric, source, dataset, size) -> {architecture as given or canonical: the source's cost}, filled by
+#: `true_costs` (one per process: a whole benchmark's costs are computed once)
+_TRUE_COSTS: dict[tuple, dict[str, float]] = {}
+
+
+def true_costs(space: SearchSpace | str, archs, metric: str, *, device: str | None = None, lut: str | None = None,
+               size: Mapping[str, Any] | None = None, dataset: str = "cifar10") -> np.ndarray:
+    """The source's own cost of many architectures (float64 array aligned with `archs`, the metric's unit): the
+    same numbers as `cost_model(space, metric, device=, lut=, size=, dataset=).exact(arch)`, without fitting a
+    model, for a whole benchmark at once (analysis: true Pareto fronts, optima under a budget).
+
+    - `device` (metric 'latency'): the space's latency source (`search_spaces.costs.latency_source`, e.g. NB201's
+      packaged table) at `size` on `dataset`; a source may offer a bulk lookup as an attribute
+      `table(device, *, dataset, size) -> {canonical arch: ms}` (a Mapping or a pandas Series indexed by the
+      architecture), read once and looked up by string; otherwise the source is called once per distinct
+      architecture. NaN where the source has no figure (another size or data set than its table's).
+    - `lut` (metric 'latency'): the measured table's prediction (`LatencyTable.predict`), its medians read once.
+    - 'params' / 'flops': the sums over the space's parts (`part_values`, counted once) x `latency_counts`.
+
+    Results are cached per process by (space, metric, source, dataset, size); `archs` may repeat and need not
+    be canonical (each distinct spelling is canonicalised once)."""
+    import inspect
+    from pathlib import Path
+
+    from search_spaces.costs import check_devices, dataset_shape, latency_source, split_size
+    from search_spaces.latency_lut import GRAPH_COMPILERS, OVERHEAD, LatencyTable, decomposition
+
+    space = get_space(space) if isinstance(space, str) else space
+    if metric not in METRICS:
+        raise ValueError(f"cost.metric: must be one of {', '.join(METRICS)}, got {metric!r}")
+    if metric == "latency" and (device is None) == (lut is None):
+        raise ValueError("cost: a latency cost needs exactly one of `device` (a packaged table's device) or `lut`"
+                         " (a table measured with `balenas latency measure`)")
+    if metric != "latency" and (device is not None or lut is not None):
+        raise ValueError(f"cost: `device` and `lut` apply to metric 'latency', not {metric!r}")
+    size = split_size(space, size)
+    if lut is not None:
+        path = Path(lut).expanduser().resolve()
+        source_key = ("lut", str(path), path.stat().st_mtime if path.is_file() else None)
+    else:
+        source_key = ("device", device) if device is not None else ("parts", metric)
+    key = (space.name, metric, source_key, dataset, repr(sorted(size.items())))
+    cache = _TRUE_COSTS.setdefault(key, {})
+    archs = [str(a) for a in archs]
+    todo = [a for a in dict.fromkeys(archs) if a not in cache]
+    if todo:
+        canonical = {a: space.canonical(a) for a in todo}
+        fresh = [c for c in dict.fromkeys(canonical.values()) if c not in cache]
+        if fresh and device is not None:
+            check_devices(space, [device], field="cost.device")
+            source = latency_source(space)
+            bulk = getattr(source, "table", None) if source is not None else None
+            found = bulk(device, dataset=dataset, size=size) if callable(bulk) else None
+            if found is not None:
+                got = found.get if hasattr(found, "get") else dict(found).get
+                values = {c: got(c) for c in fresh}
+            elif source is None:
+                values = {c: None for c in fresh}
+            else:  # as `search_spaces.costs.call_latency_source`, the signature read once
+                context = {"dataset": dataset, "size": size}
+                try:
+                    params = inspect.signature(source).parameters
+                    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+                        context = {k: v for k, v in context.items() if k in params}
+                except (TypeError, ValueError):
+                    pass
+                values = {c: source(c, device, **context) for c in fresh}
+            for c, v in values.items():
+                v = float(v) if v is not None else float("nan")
+                cache[c] = v if np.isfinite(v) else float("nan")
+        elif fresh and lut is not None:
+            table = LatencyTable.read(lut)
+            if table.settings["space"] != space.name:
+                raise ValueError(f"cost.lut: {lut} was measured for space {table.settings['space']!r}, not "
+                                 f"{space.name!r}")
+            _, counts_of = decomposition(space)
+            ms, s = table.ms, table.settings
+            overhead = ms.get(OVERHEAD, 0.0)
+            for c in fresh:  # `LatencyTable.predict`, its medians read once
+                used = counts_of(c, s["num_classes"], s["image_size"], **s["size"],
+                                 live_only=s["backend"] in GRAPH_COMPILERS)
+                if any(k not in ms for k in used):
+                    table.predict(c, space)  # raises, naming the missing parts
+                cache[c] = overhead + float(sum(n * max(ms[k] - overhead, 0.0) for k, n in used.items()))
+        elif fresh:
+            classes, image_size = dataset_shape(dataset)
+            _, counts_of = decomposition(space)
+            values = part_values(space, metric, size, classes, image_size)
+            for c in fresh:  # the sum `cost_model` fits for params and FLOPs
+                cache[c] = sum(n * values[k] for k, n in counts_of(c, classes, image_size, **size).items())
+        for a, c in canonical.items():
+            cache[a] = cache[c]
+    return np.fromiter((cache[a] for a in archs), dtype=np.float64, count=len(archs))

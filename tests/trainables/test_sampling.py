@@ -204,3 +204,104 @@ def test_channels_last_scoring_matches_nchw():
 def test_channels_last_is_a_proxy_stage_setting():
     assert ProxySettings.checked({"names": ["naswot"], "channels_last": True}).channels_last is True
     assert ProxySettings.checked({"names": ["naswot"]}).channels_last is False
+
+
+# ----- selection under a cost budget (issue 23) ---------------------------------------------------------------
+def _budget_frame():
+    return pd.DataFrame({"arch": ["a", "b", "c", "d", "e"],
+                         "p": [5.0, 4.0, 3.0, 2.0, NAN],
+                         "q": [1.0, 2.0, 5.0, 4.0, 3.0]})
+
+
+COSTS = {"a": 9.0, "b": 6.0, "c": 4.0, "d": 1.0, "e": 2.0, "z": 7.0, "y": 3.0}
+
+
+def test_every_rule_chooses_within_the_budget_and_pareto_lists_the_trade_off():
+    from trainables.proxy_stage.selection import BudgetView
+
+    view = BudgetView(5.0, COSTS, likelihood={"a": -1.0, "b": -2.0, "c": -4.0, "d": -3.0, "e": -9.0})
+    rows = select(_budget_frame(), ["p", "q"], combine=[("p", "q")], argmax="z", budget=view)
+    single = {r["rule"]: r for r in rows if not r["rule"].startswith("pareto:")}
+    # within the budget (cost <= 5): c, d, e. p: c (3 > 2; e failed); q: c (5); rank p+q over c, d (e failed p):
+    # c = 2 + 2, d = 1 + 1; argmax z costs 7: the within-budget sample most likely under the mode is d (-3 > -4)
+    assert {k: r["arch"] for k, r in single.items()} == {"argmax": "d", "proxy:p": "c", "proxy:q": "c",
+                                                         "rank:p+q": "c"}
+    assert "7 > 5" in single["argmax"]["note"] and "note" not in single["proxy:p"]
+    # pareto over all samples, score up and cost down (brute force below)
+    frame = _budget_frame()
+    for name in ("p", "q"):
+        got = sorted(r["arch"] for r in rows if r["rule"] == f"pareto:{name}")
+        expect = sorted(a for a, s in zip(frame.arch, frame[name]) if not math.isnan(s) and not any(
+            (s2 >= s and COSTS[a2] <= COSTS[a]) and (s2 > s or COSTS[a2] < COSTS[a])
+            for a2, s2 in zip(frame.arch, frame[name]) if not math.isnan(s2)))
+        assert got == expect, name
+    assert sorted(r["arch"] for r in rows if r["rule"] == "pareto:q") == ["c", "d"]
+
+
+def test_an_argmax_within_the_budget_is_kept_and_no_candidate_within_is_said():
+    from trainables.proxy_stage.selection import BudgetView
+
+    rows = select(_budget_frame(), ["p"], argmax="y", budget=BudgetView(5.0, COSTS))
+    assert {r["rule"]: r["arch"] for r in rows if r["rule"] in ("argmax", "proxy:p")} == {"argmax": "y",
+                                                                                          "proxy:p": "c"}
+    rows = select(_budget_frame(), ["p"], [], argmax="z", budget=BudgetView(0.5, COSTS))
+    single = [r for r in rows if not r["rule"].startswith("pareto:")]
+    assert [r["arch"] for r in single] == [None, None]
+    assert all("no sampled architecture within the budget 0.5" in r["note"] for r in single)
+
+
+def test_non_dominated_points_match_brute_force():
+    from trainables.proxy_stage.selection import non_dominated
+
+    rng = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        n = 30
+        higher = torch.randint(0, 8, (n,), generator=rng).double().tolist()  # ties on purpose
+        lower = torch.randint(0, 8, (n,), generator=rng).double().tolist()
+        higher[3] = NAN
+        got = non_dominated(higher, lower)
+        pts = [(h, c, i) for i, (h, c) in enumerate(zip(higher, lower)) if not math.isnan(h)]
+        expect = []
+        for h, c, i in pts:
+            dominated = any((h2 >= h and c2 <= c and (h2 > h or c2 < c)) or (h2 == h and c2 == c and j < i)
+                            for h2, c2, j in pts)
+            if not dominated:
+                expect.append(i)
+        assert got == expect
+
+
+@pytest.mark.slow
+def test_the_proxy_stage_selects_within_the_trial_budget(local_ray, tmp_path, tiny_cifar10):
+    """A trial whose stored config carries a params budget: its rows carry the true cost of every architecture
+    from the budget's source, every rule's choice is within the budget, and the pareto rule is written."""
+    import json
+
+    from trainables.runs import store
+    from trainables.search.budget import CostConstraint
+
+    dist = _fake_checkpoint(tmp_path / "t0.pt", seed=0)
+    samples = dist.sample(8, seed=sampling_seed(0, 0))
+    true_cost, source = CostConstraint(metric="params", budget=1.0).true_cost("nb201", "cifar10")
+    costs = sorted(true_cost(a) for a in set(samples))
+    budget = costs[len(costs) // 2]  # about half the samples within
+    cost = {"metric": "params", "budget": budget}
+    trials = pd.DataFrame({"trial_id": ["t0"], "method": ["balenas"], "seed": [0], "status": ["TERMINATED"],
+                           "checkpoint_path": [str(tmp_path / "t0.pt")],
+                           "config_json": [json.dumps({"space": "nb201", "cost": cost})]})
+    stage = ProxyStage.build(space="nb201", dataset="cifar10", data_root=str(tiny_cifar10), download=True,
+                             benchmark=None, proxies={"samples": 8, "names": ["params", "naswot"], "batch_size": 8,
+                                                      "C": 4, "N": 1})
+    selections = run_proxy_stage(tmp_path / "run", stage, trials, progress=False)
+    rows = store.read_table(tmp_path / "run", "samples")
+    assert source == "parts:params" and set(rows.budget_source) == {source}
+    for arch, got in zip(rows.arch, rows.budget_cost):
+        assert got == pytest.approx(true_cost(arch))
+    assert rows.within_budget.tolist() == [c <= budget for c in rows.budget_cost]
+    chosen = selections[~selections.rule.str.startswith("pareto:")]
+    assert set(chosen.rule) == {"argmax", "proxy:params", "proxy:naswot", "rank:params+naswot"}
+    assert chosen.within_budget.all() and (chosen.budget_cost <= budget).all()
+    assert (selections.rule == "pareto:naswot").sum() >= 1
+    # the scored params of the C=4 network rank like the true cost at the proxy size: the proxy:params choice is
+    # the most expensive sample within the budget
+    assert chosen.set_index("rule").loc["proxy:params", "budget_cost"] == pytest.approx(max(c for c in costs
+                                                                                            if c <= budget))

@@ -51,6 +51,10 @@ class ArchStepContext:
     step: int
     epoch: int
     total_epochs: int
+    #: under a `cost:` budget, the budget's term of each of a list of discrete architectures from the source's own
+    #: cost (table, measured LUT, exact params/FLOPs; not differentiable), a [k] tensor on the search device: what a
+    #: method with `cost_by_sampling` optimises by sampling (e.g. UNAS' REINFORCE). None without a budget.
+    budget_of_archs: Callable[[list[str]], torch.Tensor] | None = None
 
 
 class ArchDistribution(ABC):
@@ -66,6 +70,10 @@ class ArchDistribution(ABC):
     #: host synchronisations one search iteration needs by design (0: none; tests/trainables/test_host_syncs.py
     #: and benchmarks/gpu_check.py hold every method to this number)
     host_syncs_per_step: ClassVar[int] = 0
+    #: False: under a budget, the loop adds the differentiable expected cost of the weights each forward uses to
+    #: the loss (`trainables.search.budget`). True: the method takes the budget's gradient itself from sampled
+    #: architectures' true costs (`ArchStepContext.budget_of_archs`), and the loop adds nothing.
+    cost_by_sampling: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -13,7 +13,10 @@ Flow of `run_proxy_stage(run_dir, stage)`:
    (one keyed, atomic Parquet partition per trial: `<proxy>` and `<proxy>_error` columns).
 4. select: per trial, the rules `argmax`, `proxy:<name>` (best among the samples by one proxy) and
    `rank:<a>+<b>` (best sum of ranks) pick an architecture; its ground truth (`bench_*`) joins it in the
-   `selections` table.
+   `selections` table. A trial searched under a cost budget (its config's `cost`) selects among the samples
+   within the budget, adds the `pareto:<name>` rules, and its rows in both tables carry `budget_metric`,
+   `budget_source`, `budget`, `budget_cost` (the architecture's true cost from the budget's source) and
+   `within_budget`; a rule with no candidate within the budget has no architecture and a `note`.
 
 Both tables carry each architecture's cost columns (`search_spaces.costs.cost_columns` at the stage's network size
 and data set): `cost_params_M` and `cost_flops_M`, counted in the scoring task on the network it built (the
@@ -28,6 +31,7 @@ batch_size, seed, archs_per_task, data_split, resources, combine, max_in_flight,
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -43,6 +47,7 @@ from search_spaces.costs import latency_columns
 from search_spaces.space import get_space
 from trainables.proxy_stage.config import ProxyStage
 from trainables.proxy_stage.selection import (
+    BudgetView,
     chunks,
     cost_devices,
     failed_rows,
@@ -51,6 +56,7 @@ from trainables.proxy_stage.selection import (
     score_architectures,
     select,
 )
+from trainables.search.budget import CostConstraint
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +210,30 @@ class _TrialState:
     samples: list[str]
     argmax: str
     waiting: set[str] = field(default_factory=set)
+    likelihood: dict[str, float] = field(default_factory=dict)
+    budget: CostConstraint | None = None
+
+
+def trial_budget(row: Mapping[str, Any]) -> CostConstraint | None:
+    """The cost budget a trial searched under (its stored search config's `cost`), or None."""
+    raw = row.get("config_json")
+    if not isinstance(raw, str) or not raw:
+        return None
+    cost = json.loads(raw).get("cost")
+    if not cost:
+        return None
+    try:
+        return CostConstraint.model_validate(cost)
+    except ValueError as err:  # e.g. its measured LUT is not on this machine: select without the budget
+        log.warning("proxy stage: trial %s: its cost budget cannot be evaluated here, selecting without it: %s",
+                    row.get("trial_id"), str(err).replace("\n", " "))
+        return None
+
+
+def budget_columns(constraint: CostConstraint, source: str, cost: float) -> dict[str, Any]:
+    """The budget columns of one architecture's row (see the module docstring)."""
+    return {"budget_metric": constraint.metric, "budget_source": source, "budget": float(constraint.budget),
+            "budget_cost": float(cost), "within_budget": bool(cost <= constraint.budget)}
 
 
 def run_proxy_stage(run_dir: str | os.PathLike, stage: ProxyStage, trials: pd.DataFrame | None = None, *,
@@ -248,7 +278,8 @@ def run_proxy_stage(run_dir: str | os.PathLike, stage: ProxyStage, trials: pd.Da
             continue
         info = {c: r[c] for c in TRIAL_COLUMNS}
         info["trial_id"] = str(info["trial_id"])
-        states[info["trial_id"]] = _TrialState(info, got["samples"], got["argmax"], set(got["samples"]))
+        states[info["trial_id"]] = _TrialState(info, got["samples"], got["argmax"], set(got["samples"]),
+                                               got.get("likelihood", {}), trial_budget(r))
 
     # 2.-3. score distinct architectures; flush each trial as soon as all of its samples are scored
     scored: dict[str, dict[str, Any]] = {}
@@ -273,12 +304,23 @@ def run_proxy_stage(run_dir: str | os.PathLike, stage: ProxyStage, trials: pd.Da
                 cost_cache[arch] = latency_columns(stage.space, arch, stage.size, stage.dataset, devices)
         return cost_cache[arch]
 
+    def budget_of(state: _TrialState) -> tuple[BudgetView | None, Callable[[str | None], dict[str, Any]]]:
+        """The trial's budget for the rules, and an architecture's budget columns (none without a budget)."""
+        if state.budget is None:
+            return None, lambda arch: {}
+        true_cost, source = state.budget.true_cost(stage.space, stage.dataset)
+        costs = {a: float(true_cost(a)) for a in {*state.samples, state.argmax}}
+        view = BudgetView(state.budget.budget, costs, state.likelihood)
+        return view, lambda arch: {} if arch is None else budget_columns(state.budget, source, costs[arch])
+
     def finish(state: _TrialState) -> None:
-        rows = [{**state.info, "sample": i, "arch": a, **scored[a]} for i, a in enumerate(state.samples)]
+        view, columns = budget_of(state)
+        rows = [{**state.info, "sample": i, "arch": a, **scored[a], **columns(a)} for i, a in enumerate(state.samples)]
         frame = pd.DataFrame(rows)
         _write(run_dir, "samples", frame.drop(columns=["trial_id"]), state.info["trial_id"])
-        chosen = select(frame, cfg.names, cfg.rank_groups, argmax=state.argmax)
-        sel = pd.DataFrame([{**state.info, **c, **cost_of(c["arch"]), **bench(c["arch"])} for c in chosen])
+        chosen = select(frame, cfg.names, cfg.rank_groups, argmax=state.argmax, budget=view)
+        sel = pd.DataFrame([{**state.info, **c, **cost_of(c["arch"]), **columns(c["arch"]), **bench(c["arch"])}
+                            for c in chosen])
         _write(run_dir, "selections", sel.drop(columns=["trial_id"]), state.info["trial_id"])
         selections.append(sel)
 

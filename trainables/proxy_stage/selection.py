@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -30,7 +31,23 @@ def sample_trial(checkpoint_path: str, k: int, seed: int) -> dict[str, Any]:
     bad = nonfinite_state(dist)
     if bad:
         return {"samples": [], "argmax": None, "error": f"non-finite distribution parameters ({', '.join(bad[:4])})"}
-    return {"samples": dist.sample(int(k), seed=int(seed)), "argmax": dist.most_likely()}
+    samples = dist.sample(int(k), seed=int(seed))
+    return {"samples": samples, "argmax": dist.most_likely(), "likelihood": mode_likelihood(dist, set(samples))}
+
+
+def mode_likelihood(dist, archs: Iterable[str]) -> dict[str, float]:
+    """Each architecture's log-likelihood under the distribution's mode probabilities, sum over rows of
+    log p(the option it keeps) (`space.one_hot`): the order in which a budget-aware `argmax` falls back to samples
+    within the budget. Empty where the space has no one-hot encoding."""
+    space, probs = dist.space, dist.mode_probabilities()
+    out = {}
+    for arch in archs:
+        try:
+            hot = space.one_hot(arch)
+        except (NotImplementedError, ValueError):
+            return {}
+        out[arch] = float(sum((hot[g] * probs[g].detach().double().clamp_min(1e-30).log()).sum() for g in hot))
+    return out
 
 
 def failed_rows(archs: Sequence[str], names: Sequence[str], reason: str) -> list[dict[str, Any]]:
@@ -98,23 +115,80 @@ def rank_sum(frame: pd.DataFrame, names: Sequence[str]) -> pd.Series:
     return out
 
 
+@dataclass(frozen=True)
+class BudgetView:
+    """A trial's cost budget as the selection rules see it: the `limit`, the true `costs` (the budget source's own
+    cost, in its unit) of the samples and the argmax, and each sample's `likelihood` under the distribution's mode
+    (`mode_likelihood`: the budget-aware argmax's fallback order)."""
+
+    limit: float
+    costs: Mapping[str, float]
+    likelihood: Mapping[str, float] = field(default_factory=dict)
+
+    def within(self, arch: str) -> bool:
+        return self.costs[arch] <= self.limit
+
+    def none_within(self) -> str:
+        return f"no sampled architecture within the budget {self.limit:g}"
+
+
+def non_dominated(higher: Sequence[float], lower: Sequence[float]) -> list[int]:
+    """Indices of the points no other point dominates (at least as high in `higher` and as low in `lower`, better in
+    one), in input order; NaN points are left out, and of identical points the first is kept. Sorting by `lower`
+    then sweeping keeps it O(n log n)."""
+    points = [(c, -h, i) for i, (h, c) in enumerate(zip(higher, lower)) if not (math.isnan(h) or math.isnan(c))]
+    keep, best = [], -math.inf
+    for _cost, neg_h, i in sorted(points):
+        if -neg_h > best:
+            keep.append(i)
+            best = -neg_h
+    return sorted(keep)
+
+
 def select(scores: pd.DataFrame, names: Sequence[str], combine: Sequence[Sequence[str]] = (),
-           argmax: str | None = None) -> list[dict[str, str | None]]:
+           argmax: str | None = None, budget: BudgetView | None = None) -> list[dict[str, str | None]]:
     """Selection rules over one trial's scored samples (`arch` + proxy columns; NaN/None = failed).
 
     `proxy:<name>`: the architecture with the highest value (first in sample order on ties);
     `rank:<a>+<b>`: the highest sum of ranks over those proxies, among architectures scored by all of them;
     `argmax`: the distribution's most likely architecture (given). A rule with no valid candidate gives None.
+    Under a `budget` every rule chooses among the samples within it (ranks are taken among them): `argmax` keeps
+    the most likely architecture when it is within, else the within-budget sample most likely under the mode; a
+    rule with no candidate within gives None and a `note` saying so. `pareto:<name>` (budget only) gives one row per
+    sample non-dominated in (the proxy's score up, the budget's cost down), over all samples.
     """
     distinct = scores.drop_duplicates("arch").reset_index(drop=True)
+    if budget is not None:
+        within = distinct[[budget.within(a) for a in distinct.arch]].reset_index(drop=True)
+        none_note = None if len(within) else budget.none_within()
+    else:
+        within, none_note = distinct, None
     rows: list[dict[str, str | None]] = []
     if argmax is not None:
-        rows.append({"rule": "argmax", "arch": argmax})
+        rows.append(_budget_argmax(argmax, within, budget))
     for name in names:
-        values = distinct[name].astype(float)
-        rows.append({"rule": f"proxy:{name}", "arch": None if values.isna().all() else distinct.arch[values.idxmax()]})
+        values = within[name].astype(float)
+        rows.append({"rule": f"proxy:{name}", "arch": None if values.isna().all() else within.arch[values.idxmax()],
+                     **({"note": none_note} if none_note else {})})
     for group in combine:
-        total = rank_sum(distinct, group)
+        total = rank_sum(within, group)
         rows.append({"rule": "rank:" + "+".join(group),
-                     "arch": None if total.isna().all() else distinct.arch[total.idxmax()]})
+                     "arch": None if total.isna().all() else within.arch[total.idxmax()],
+                     **({"note": none_note} if none_note else {})})
+    if budget is not None:
+        costs = [budget.costs[a] for a in distinct.arch]
+        for name in names:
+            front = non_dominated(distinct[name].astype(float).tolist(), costs)
+            rows += [{"rule": f"pareto:{name}", "arch": distinct.arch[i]} for i in front]
     return rows
+
+
+def _budget_argmax(argmax: str, within: pd.DataFrame, budget: BudgetView | None) -> dict[str, str | None]:
+    if budget is None or budget.within(argmax):
+        return {"rule": "argmax", "arch": argmax}
+    if within.empty:
+        return {"rule": "argmax", "arch": None, "note": budget.none_within()}
+    order = sorted(range(len(within)), key=lambda i: -budget.likelihood.get(within.arch[i], -math.inf))
+    return {"rule": "argmax", "arch": within.arch[order[0]],
+            "note": f"the most likely architecture costs {budget.costs[argmax]:g} > {budget.limit:g}: the most "
+                    "likely sample within the budget"}

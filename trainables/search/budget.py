@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from search_spaces.space import ArchWeights, SearchSpace
 
@@ -53,9 +54,19 @@ class CostConstraint(BaseModel):
                              "or `lut` (a table measured with `balenas latency measure`)")
         if self.metric != "latency" and (self.device is not None or self.lut is not None):
             raise ValueError(f"`device` and `lut` apply to metric 'latency', not {self.metric!r}")
-        if self.lut is not None and not Path(self.lut).is_file():
-            raise ValueError(f"lut: latency lookup table not found: {self.lut}")
         return self
+
+    @field_validator("lut")
+    @classmethod
+    def _lut_exists(cls, v: str | None) -> str | None:
+        if v is not None and not Path(v).is_file():
+            raise ValueError("latency lookup table not found (measure one with `balenas latency measure`)")
+        return v
+
+    def true_cost(self, space: str, dataset: str) -> tuple[Callable[[str], float], str]:
+        """(the source's own cost of one architecture in the budget's unit, the source's label: `device:<d>`,
+        `lut:<path>` or `parts:<metric>`), built once per process (`search_spaces.cost_model.source_cost`)."""
+        return _source(space, self.metric, self.device, self.lut, dataset)
 
     def check_space(self, space: SearchSpace) -> None:
         """A ValueError naming `cost.device` for a device the space's latency source does not know."""
@@ -63,6 +74,13 @@ class CostConstraint(BaseModel):
             from search_spaces.costs import check_devices
 
             check_devices(space, [self.device], field="cost.device")
+
+
+@functools.lru_cache(maxsize=16)
+def _source(space: str, metric: str, device: str | None, lut: str | None, dataset: str):
+    from search_spaces.cost_model import source_cost
+
+    return source_cost(space, metric, device=device, lut=lut, dataset=dataset)
 
 
 @functools.lru_cache(maxsize=16)
@@ -85,7 +103,7 @@ class BudgetTerm:
         fitted = _fitted(space.name, constraint.metric, constraint.device, constraint.lut, dataset)
         self.model = dataclasses.replace(fitted, per_option=dict(fitted.per_option)).to(device)
         self.dual = torch.tensor(float(constraint.weight), device=device)
-        self._last: ArchWeights | None = None
+        self._last: ArchWeights | torch.Tensor | None = None
 
     def term(self, weights: ArchWeights) -> torch.Tensor:
         """The term added to a loss whose forward used `weights` (remembered for the dual step)."""
@@ -94,6 +112,24 @@ class BudgetTerm:
         if self.constraint.mode == "penalty":
             return self.constraint.weight * torch.relu(excess)
         return self.dual * excess
+
+    def of_archs(self, archs: list[str]) -> torch.Tensor:
+        """The term of each discrete architecture from the source's own cost (the table, the LUT, the exact
+        params/FLOPs; the additive model where the source has none), a [k] tensor on the run's device without
+        gradient: for methods that estimate the budget's gradient by sampling (`cost_by_sampling`). Their mean
+        excess feeds the next `dual_step`."""
+        cost = torch.tensor([self._true_cost(a) for a in archs], dtype=torch.float32, device=self.dual.device)
+        excess = cost / self.constraint.budget - 1.0
+        self._last = excess.mean()
+        if self.constraint.mode == "penalty":
+            return self.constraint.weight * torch.relu(excess)
+        return self.dual * excess
+
+    def _true_cost(self, arch: str) -> float:
+        cache = self.__dict__.setdefault("_true", {})
+        if arch not in cache:
+            cache[arch] = float(self.model.exact(arch)) if self.model.exact else self.model.of(arch)
+        return cache[arch]
 
     def add_to(self, loss: torch.Tensor, weights: ArchWeights) -> torch.Tensor:
         """`loss` plus the term when `weights` carry gradients to architecture parameters; else `loss`."""
@@ -104,7 +140,11 @@ class BudgetTerm:
         if self.constraint.mode != "lagrangian" or self._last is None:
             return
         with torch.no_grad():
-            excess = self.model.expected({g: w.detach() for g, w in self._last.items()}) / self.constraint.budget - 1
+            if isinstance(self._last, torch.Tensor):  # the mean excess of sampled architectures (`of_archs`)
+                excess = self._last
+            else:
+                excess = (self.model.expected({g: w.detach() for g, w in self._last.items()})
+                          / self.constraint.budget - 1)
             self.dual.add_(self.constraint.dual_lr * excess).clamp_(min=0.0)
         self._last = None
 
@@ -113,7 +153,7 @@ class BudgetTerm:
             out = {"cost_expected": float(self.model.expected({g: p.detach() for g, p in probs.items()})),
                    "cost_budget": float(self.constraint.budget), "cost_dual": float(self.dual)}
         if argmax is not None:
-            out["cost_argmax"] = float(self.model.exact(argmax)) if self.model.exact else self.model.of(argmax)
+            out["cost_argmax"] = self._true_cost(argmax)
         return out
 
     def state_dict(self) -> dict[str, Any]:

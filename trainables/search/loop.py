@@ -262,9 +262,11 @@ class SearchRun:
         self.global_step += 1
         out = None
         if self.global_step % interval == 0:
-            forward, loss_fn = (self.forward, _loss_fn) if self.budget is None else self._budgeted()
+            relaxed = self.budget is not None and not dist.cost_by_sampling
+            forward, loss_fn = self._budgeted() if relaxed else (self.forward, _loss_fn)
             ctx = ArchStepContext(self.model, forward, loss_fn, (x, y), (xv, yv), self.optimizer, lr,
-                                  self.global_step, self.epoch, self.total_epochs)
+                                  self.global_step, self.epoch, self.total_epochs,
+                                  None if self.budget is None else self.budget.of_archs)
             out = dist.update(ctx)
             if self.budget is not None:
                 self.budget.dual_step()

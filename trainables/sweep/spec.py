@@ -87,8 +87,9 @@ class SweepSpec(_Strict):
     max_concurrent_trials: int | None = Field(None, ge=1)
     storage: str | None = None  # default results folder (the CLI's --storage wins)
     proxies: ProxySettings | None = None
-    #: a budget on the searched architecture's cost, for every trial (trainables/search/budget.py)
-    cost: dict[str, Any] | None = None
+    #: a budget on the searched architecture's cost, for every trial (trainables/search/budget.py); a list value of
+    #: `budget` (or `device`) is a grid axis, and a list of such blocks is one more axis (e.g. two devices)
+    cost: dict[str, Any] | list[dict[str, Any]] | None = None
 
     @field_validator("seeds")
     @classmethod
@@ -99,20 +100,30 @@ class SweepSpec(_Strict):
 
     # ----- expansion -----------------------------------------------------------------------------------
     def trials(self) -> list[TrialSpec]:
-        """Every trial in a fixed order: methods (spec order) x hyper-parameter grid x seeds."""
+        """Every trial in a fixed order: methods (spec order) x hyper-parameter grid x cost budgets x seeds."""
         out = []
         for method, params in self.methods.items():
             for hp in expand_grid(method, params):
-                for seed in self.seeds:
-                    out.append(TrialSpec(method=method, seed=seed, hp=hp, search=self.search_config(method, hp,
-                                                                                                   seed)))
+                for cost in self.cost_points():
+                    for seed in self.seeds:
+                        out.append(TrialSpec(method=method, seed=seed, hp=hp, cost=cost,
+                                             search=self.search_config(method, hp, seed, cost)))
         return out
 
-    def search_config(self, method: str, hp: Mapping[str, Any], seed: int) -> dict[str, Any]:
-        """The `SearchRun` config of one trial."""
+    def cost_points(self) -> list[dict[str, Any] | None]:
+        """The cost budgets of the grid (`[None]` without `cost`): each block of `cost` (one, or a list) expanded
+        over its list-valued keys (`budget`, `device`), in key order."""
+        if not self.cost:
+            return [None]
+        return [point for block in _cost_blocks(self.cost) for point in _expand_block(block)]
+
+    def search_config(self, method: str, hp: Mapping[str, Any], seed: int,
+                      cost: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The `SearchRun` config of one trial (`cost`: one point of `cost_points()`; default the first)."""
+        cost = cost if cost is not None else self.cost_points()[0]
         return {"space": self.space, "dataset": self.dataset, "data_root": self.data_root, "download": self.download,
                 "split_file": self.split_file, "benchmark": self.benchmark, "method": method,
-                "method_params": dict(hp), "seed": int(seed), **({"cost": dict(self.cost)} if self.cost else {}),
+                "method_params": dict(hp), "seed": int(seed), **({"cost": dict(cost)} if cost else {}),
                 **self.search}
 
     @property
@@ -124,18 +135,23 @@ class SweepSpec(_Strict):
 
 
 class TrialSpec(_Strict):
-    """One trial: its method, seed, hyper-parameters (one point of the grid) and full search config."""
+    """One trial: its method, seed, hyper-parameters (one point of the grid), cost budget and full search config."""
 
     method: str
     seed: int
     hp: dict[str, Any]
     search: dict[str, Any]
+    cost: dict[str, Any] | None = None
 
     @property
     def label(self) -> str:
-        """Readable identity, e.g. `balenas[arch_lr=0.001]/seed=0`."""
+        """Readable identity, e.g. `balenas[arch_lr=0.001]/seed=0` or `unas/latency:pixel3<=14/seed=0`."""
         hp = ",".join(f"{k}={_short(v)}" for k, v in sorted(self.hp.items()))
-        return f"{self.method}[{hp}]/seed={self.seed}" if hp else f"{self.method}/seed={self.seed}"
+        name = f"{self.method}[{hp}]" if hp else self.method
+        if self.cost:
+            source = self.cost.get("device") or (Path(self.cost["lut"]).stem if self.cost.get("lut") else None)
+            name += f"/{self.cost.get('metric')}{':' + source if source else ''}<={_short(self.cost.get('budget'))}"
+        return f"{name}/seed={self.seed}"
 
     def as_config(self) -> dict[str, Any]:
         """What the Trainable receives (Tune's `config["trial"]`)."""
@@ -145,6 +161,45 @@ class TrialSpec(_Strict):
 
 def _short(v: Any) -> str:
     return json.dumps(v, separators=(",", ":")) if isinstance(v, (list, dict)) else str(v)
+
+
+def _cost_blocks(cost: Mapping[str, Any] | list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    return list(cost) if isinstance(cost, list) else [cost]
+
+
+def _expand_block(block: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One `cost` block's grid: `budget` and `device` may be lists (axes, product in key order)."""
+    axes = [[(k, x) for x in v] if k in _COST_AXES and isinstance(v, list) else [(k, v)] for k, v in block.items()]
+    return [dict(point) for point in itertools.product(*axes)]
+
+
+#: keys of a `cost` block that may be grid axes
+_COST_AXES = ("budget", "device")
+
+
+def _check_cost(spec: SweepSpec) -> list[tuple[str, str]]:
+    """The shape of `cost` (blocks of keys; empty axes), before each trial's config checks its values."""
+    if spec.cost is None:
+        return []
+    problems = []
+    blocks = _cost_blocks(spec.cost)
+    if not blocks:
+        return [("cost", "an empty list: give a budget block, or leave `cost` out")]
+    for i, block in enumerate(blocks):
+        where = "cost" if isinstance(spec.cost, Mapping) else f"cost.{i}"
+        for key in _COST_AXES:
+            if isinstance(block.get(key), list) and not block[key]:
+                problems.append((f"{where}.{key}", "an empty list is an empty grid axis"))
+    return problems
+
+
+def _resolve_cost_paths(cost: Any, base: Path) -> Any:
+    """`cost.lut` (in each block) resolved against the spec's folder, as the spec's other paths."""
+    if isinstance(cost, list):
+        return [_resolve_cost_paths(block, base) for block in cost]
+    if isinstance(cost, Mapping) and isinstance(cost.get("lut"), str):
+        return {**cost, "lut": resolve_path(cost["lut"], base)}
+    return cost
 
 
 def expand_grid(method: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -216,8 +271,12 @@ def _check_search(spec: SweepSpec) -> list[tuple[str, str]]:
             for p in validation_problems(err):
                 key = p.loc[0] if p.loc else None  # None: a model-level check (e.g. w_lr_min > w_lr)
                 where = {"method_params": f"methods.{trial.method}", "dataset": "dataset", "space": "space",
-                         "seed": "seeds", "method": f"methods.{trial.method}", None: "search"}.get(key, f"search.{key}")
-                item = (where, p.text)
+                         "seed": "seeds", "method": f"methods.{trial.method}", "cost": p.path,
+                         None: "search"}.get(key, f"search.{key}")
+                text = p.text
+                if key is None and text.startswith("cost."):  # a check of the cost block against the space
+                    where, _, text = text.partition(": ")
+                item = (where, text)
                 if item not in seen:
                     seen.add(item)
                     problems.append(item)
@@ -246,17 +305,18 @@ def validate_spec(data: Any, *, base_dir: Path | str = ".", source: str = "<spec
     """A SweepSpec from parsed YAML (`data`), paths resolved against `base_dir`; SpecError lists problems."""
     if not isinstance(data, dict):
         raise SpecError(source, [(TOP_LEVEL, f"a spec must be a mapping of keys, got {type(data).__name__}")])
+    base = Path(base_dir)
     try:
         spec = SweepSpec.model_validate(data)
     except ValidationError as err:
         raise SpecError(source, located(err)) from None
-    problems = _check_methods(spec)
+    spec = spec.model_copy(update={"cost": _resolve_cost_paths(spec.cost, base)})
+    problems = _check_methods(spec) + _check_cost(spec)
     if not problems:
         problems = _check_search(spec)
     problems += _check_consistency(spec)
     if problems:
         raise SpecError(source, problems)
-    base = Path(base_dir)
     return spec.model_copy(update={
         "data_root": resolve_path(spec.data_root, base), "split_file": resolve_path(spec.split_file, base),
         "benchmark": _benchmark_value(spec, base), "storage": resolve_path(spec.storage, base)})

@@ -53,7 +53,7 @@ from trainables.train.config import ExportFormat, TrainConfig
 
 log = logging.getLogger(__name__)
 
-_RULE = re.compile(r"^(argmax|proxy:[A-Za-z0-9_]+|rank:[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)+)$")
+_RULE = re.compile(r"^(argmax|(proxy|pareto):[A-Za-z0-9_]+|rank:[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)+)$")
 SELECTIONS = "selections"
 
 
@@ -94,7 +94,8 @@ class SweepSource(_Strict):
     @classmethod
     def _rule(cls, v: str) -> str:
         if not _RULE.match(v):
-            raise ValueError("a selection rule is 'argmax', 'proxy:<name>' or 'rank:<a>+<b>'")
+            raise ValueError("a selection rule is 'argmax', 'proxy:<name>', 'rank:<a>+<b>' or 'pareto:<name>' (every "
+                             "architecture on a budgeted trial's front)")
         return v
 
 
