@@ -56,7 +56,7 @@ DPI = 120
 ANNOTATE_MAX_CELLS = 160
 #: columns of `samples` that are never proxy scores
 SAMPLE_RESERVED = {"run", "trial_id", "trial_label", "method", "seed", "sample", "sample_idx", "arch", "epoch",
-                   "dataset", "space", "status", "epochs_done"}
+                   "dataset", "space", "status", "epochs_done", "budget", "budget_cost", "within_budget"}
 
 
 @dataclass

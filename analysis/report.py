@@ -1,5 +1,6 @@
 """The report of one or more sweeps: `report.md` with the paper tables (every selection rule), the plots,
-failed trials, library versions and the sweep's spec, plus the PNGs and the tables as .md/.tex/.csv.
+failed trials, library versions and the sweep's spec, plus the PNGs and the tables as .md/.tex/.csv; for searches
+under a cost budget, the "Accuracy and cost" section (analysis.tradeoff).
 
 `build_report(tables, out_dir, benchmark=None)` writes everything and returns a `Report`; the command line is
 `python -m analysis report RUN_DIR [RUN_DIR ...] [--out DIR] [--benchmark PATH]` (analysis/__main__.py).
@@ -30,6 +31,7 @@ from analysis import architectures as arch_mod
 from analysis import final as final_mod
 from analysis import plots as plots_mod
 from analysis import tables as tables_mod
+from analysis import tradeoff as tradeoff_mod
 from analysis.frames import open_benchmark_table, tables_space
 from analysis.load import TABLES, CorruptTableError, RunTables, Unreadable
 
@@ -45,6 +47,8 @@ class Report:
     plots: list[plots_mod.Plot] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     skipped: list[Unreadable] = field(default_factory=list)  # unreadable files left out, with their reasons
+    #: the "Accuracy and cost" section (searches under a budget; empty lines where none)
+    tradeoff: tradeoff_mod.TradeoffSection | None = None
 
 
 class NothingToReport(CorruptTableError):
@@ -202,6 +206,8 @@ def _write_report(tables: RunTables, out_dir: Path, benchmark: str | Path | None
 
     lines += arch_mod.section(chosen, tables_mod.run_space(chosen), plots_mod.proxy_columns(tables.samples),
                               out_dir, _md_table)
+    tradeoff = tradeoff_mod.section(tables, out_dir, benchmark, _md_table, selections=chosen)
+    lines += tradeoff.lines
     lines += final_lines
 
     lines += ["## Plots", ""]
@@ -228,4 +234,5 @@ def _write_report(tables: RunTables, out_dir: Path, benchmark: str | Path | None
 
     path = out_dir / REPORT_FILE
     path.write_text("\n".join(lines))
-    return Report(path=path, main_table=main_table, tables=written, plots=made, notes=notes, skipped=skipped)
+    return Report(path=path, main_table=main_table, tables=written, plots=made, notes=notes, skipped=skipped,
+                  tradeoff=tradeoff)

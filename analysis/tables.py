@@ -121,10 +121,11 @@ def selections_frame(tables: RunTables, benchmark: str | Path | None = None) -> 
 
 
 def rules(sel: pd.DataFrame) -> list[str]:
-    """Selection rules present, argmax first, then proxies, then rank combinations (each sorted)."""
+    """Selection rules present, argmax first, then proxies, then rank combinations (each sorted). `pareto:` rules
+    (several architectures per trial: a front, not a choice) are left to the report's accuracy-and-cost section."""
     if "rule" not in sel.columns:
         return []
-    found = sorted(str(r) for r in sel["rule"].dropna().unique())
+    found = sorted(str(r) for r in sel["rule"].dropna().unique() if not str(r).startswith("pareto:"))
     return sorted(found, key=lambda r: (r != ARGMAX, not r.startswith("proxy:"), r))
 
 

@@ -206,8 +206,8 @@ _TRUE_COSTS: dict[tuple, dict[str, float]] = {}
 def true_costs(space: SearchSpace | str, archs, metric: str, *, device: str | None = None, lut: str | None = None,
                size: Mapping[str, Any] | None = None, dataset: str = "cifar10") -> np.ndarray:
     """The source's own cost of many architectures (float64 array aligned with `archs`, the metric's unit): the
-    same numbers as `cost_model(space, metric, device=, lut=, size=, dataset=).exact(arch)`, without fitting a
-    model, for a whole benchmark at once (analysis: true Pareto fronts, optima under a budget).
+    same numbers as `source_cost(space, metric, device=, lut=, size=, dataset=)[0](arch)` (= `cost_model(...)
+    .exact(arch)`), for a whole benchmark at once (analysis: true Pareto fronts, optima under a budget).
 
     - `device` (metric 'latency'): the space's latency source (`search_spaces.costs.latency_source`, e.g. NB201's
       packaged table) at `size` on `dataset`; a source may offer a bulk lookup as an attribute

@@ -45,7 +45,7 @@ LatencySource = Callable[..., "float | None"]
 #: the NB201 latency tables' network: the benchmark's size, CIFAR-10's (10 classes, 32x32 images). HELP's values
 #: are HW-NAS-Bench's CIFAR-10 setting (its CIFAR-100 values differ: search_spaces/nb201/data/README.md)
 NB201_TABLE_SIZE = {"C": 16, "N": 5}
-#: data sets whose NB201 network the packaged table times: CIFAR-10's; CIFAR-100's network differs only in its classifier
+#: data sets whose NB201 network the packaged table times: CIFAR-10's; CIFAR-100's differs only in its classifier
 #: (64 x 100 instead of 64 x 10 multiply-adds: 5,760 more, under 0.1 % of any NB201 network with a convolution),
 #: so its latency is taken as CIFAR-10's (an approximation, said in search_spaces/nb201/data/README.md)
 NB201_TABLE_DATASETS = ("cifar10", "cifar10-valid", "cifar100")
@@ -76,7 +76,23 @@ def _nb201_devices() -> tuple[str, ...]:
     return tuple(d.name for d in latency.DEVICES)
 
 
+def _nb201_table(device: str, *, dataset: str, size: Mapping[str, Any]):
+    """The bulk form of `nb201_latency` (`search_spaces.cost_model.true_costs`): one device's latencies indexed by the
+    canonical architecture, None where `nb201_latency` would give None for every architecture."""
+    if dict(size) != NB201_TABLE_SIZE or dataset not in NB201_TABLE_DATASETS or device not in _nb201_devices():
+        return None
+    try:
+        from search_spaces.nb201 import latency
+    except ImportError:
+        return None
+    try:
+        return latency.latency_table().column(device)
+    except FileNotFoundError:
+        return None
+
+
 nb201_latency.devices = _nb201_devices  # a source lists its devices by a `devices` attribute
+nb201_latency.table = _nb201_table  # and may offer a bulk lookup
 
 
 #: space name -> its latency source (a callable, or "module:attribute" imported when first asked for; a module

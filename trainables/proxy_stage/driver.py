@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -230,10 +231,12 @@ def trial_budget(row: Mapping[str, Any]) -> CostConstraint | None:
         return None
 
 
-def budget_columns(constraint: CostConstraint, source: str, cost: float) -> dict[str, Any]:
-    """The budget columns of one architecture's row (see the module docstring)."""
+def budget_columns(constraint: CostConstraint, source: str, cost: float | None) -> dict[str, Any]:
+    """The budget columns of one architecture's row (see the module docstring); `cost` None for a rule that chose
+    nothing (its row still says which budget it missed)."""
+    value = math.nan if cost is None else float(cost)
     return {"budget_metric": constraint.metric, "budget_source": source, "budget": float(constraint.budget),
-            "budget_cost": float(cost), "within_budget": bool(cost <= constraint.budget)}
+            "budget_cost": value, "within_budget": bool(value <= constraint.budget)}
 
 
 def run_proxy_stage(run_dir: str | os.PathLike, stage: ProxyStage, trials: pd.DataFrame | None = None, *,
@@ -311,7 +314,7 @@ def run_proxy_stage(run_dir: str | os.PathLike, stage: ProxyStage, trials: pd.Da
         true_cost, source = state.budget.true_cost(stage.space, stage.dataset)
         costs = {a: float(true_cost(a)) for a in {*state.samples, state.argmax}}
         view = BudgetView(state.budget.budget, costs, state.likelihood)
-        return view, lambda arch: {} if arch is None else budget_columns(state.budget, source, costs[arch])
+        return view, lambda arch: budget_columns(state.budget, source, None if arch is None else costs[arch])
 
     def finish(state: _TrialState) -> None:
         view, columns = budget_of(state)
