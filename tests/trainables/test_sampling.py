@@ -250,26 +250,6 @@ def test_an_argmax_within_the_budget_is_kept_and_no_candidate_within_is_said():
     assert all("no sampled architecture within the budget 0.5" in r["note"] for r in single)
 
 
-def test_non_dominated_points_match_brute_force():
-    from trainables.proxy_stage.selection import non_dominated
-
-    rng = torch.Generator().manual_seed(0)
-    for _ in range(20):
-        n = 30
-        higher = torch.randint(0, 8, (n,), generator=rng).double().tolist()  # ties on purpose
-        lower = torch.randint(0, 8, (n,), generator=rng).double().tolist()
-        higher[3] = NAN
-        got = non_dominated(higher, lower)
-        pts = [(h, c, i) for i, (h, c) in enumerate(zip(higher, lower)) if not math.isnan(h)]
-        expect = []
-        for h, c, i in pts:
-            dominated = any((h2 >= h and c2 <= c and (h2 > h or c2 < c)) or (h2 == h and c2 == c and j < i)
-                            for h2, c2, j in pts)
-            if not dominated:
-                expect.append(i)
-        assert got == expect
-
-
 @pytest.mark.slow
 def test_the_proxy_stage_selects_within_the_trial_budget(local_ray, tmp_path, tiny_cifar10):
     """A trial whose stored config carries a params budget: its rows carry the true cost of every architecture

@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from search_spaces.pareto import pareto_front
 from trainables import proxies
 
 
@@ -132,19 +133,6 @@ class BudgetView:
         return f"no sampled architecture within the budget {self.limit:g}"
 
 
-def non_dominated(higher: Sequence[float], lower: Sequence[float]) -> list[int]:
-    """Indices of the points no other point dominates (at least as high in `higher` and as low in `lower`, better in
-    one), in input order; NaN points are left out, and of identical points the first is kept. Sorting by `lower`
-    then sweeping keeps it O(n log n)."""
-    points = [(c, -h, i) for i, (h, c) in enumerate(zip(higher, lower)) if not (math.isnan(h) or math.isnan(c))]
-    keep, best = [], -math.inf
-    for _cost, neg_h, i in sorted(points):
-        if -neg_h > best:
-            keep.append(i)
-            best = -neg_h
-    return sorted(keep)
-
-
 def select(scores: pd.DataFrame, names: Sequence[str], combine: Sequence[Sequence[str]] = (),
            argmax: str | None = None, budget: BudgetView | None = None) -> list[dict[str, str | None]]:
     """Selection rules over one trial's scored samples (`arch` + proxy columns; NaN/None = failed).
@@ -178,7 +166,7 @@ def select(scores: pd.DataFrame, names: Sequence[str], combine: Sequence[Sequenc
     if budget is not None:
         costs = [budget.costs[a] for a in distinct.arch]
         for name in names:
-            front = non_dominated(distinct[name].astype(float).tolist(), costs)
+            front = sorted(pareto_front(costs, distinct[name].astype(float).tolist()))  # in sample order
             rows += [{"rule": f"pareto:{name}", "arch": distinct.arch[i]} for i in front]
     return rows
 
