@@ -119,3 +119,18 @@ def test_local_provider_config_is_launchable_and_keeps_off_rays_defaults():
     assert f"--address=$RAY_HEAD_IP:{gcs}" in workers
     temp = re.search(r"--temp-dir=(\S+)", head).group(1)
     assert temp != "/tmp/ray" and f"--temp-dir={temp}" in workers
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "platform" / "sweeps").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_sweep_spec_is_valid(path):
+    spec = load_spec(path, check_paths=False)
+    assert spec.trials() and "../shared" not in path.read_text()
+
+
+def test_the_latency_sweep_grids_three_budgets_on_two_devices():
+    spec = load_spec(REPO / "platform" / "sweeps" / "nb201_latency.yaml", check_paths=False)
+    trials = spec.trials()
+    points = {(t.cost["device"], t.cost["budget"]) for t in trials}
+    assert {d for d, _ in points} == {"pixel3", "fpga"} and len(points) == 6
+    assert {t.method for t in trials} == {"balenas", "darts-v1", "unas"} and spec.dataset == "cifar100"
+    assert len(trials) == 3 * 6 * len(spec.seeds) and len({t.label for t in trials}) == len(trials)

@@ -22,6 +22,8 @@ _METHODS: dict[str, str] = {
     "snas": "trainables.methods.snas:SNAS",
     "gdas": "trainables.methods.gdas:GDAS",
     "drnas": "trainables.methods.drnas:DrNAS",
+    "unas": "trainables.methods.unas:UNAS",
+    "darts-prime": "trainables.methods.darts_prime:DartsPrime",
 }
 
 
