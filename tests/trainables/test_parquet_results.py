@@ -73,6 +73,15 @@ def test_summary_table_lists_each_trial_with_its_benchmark_accuracy():
     assert text[2].split() == ["darts-v1", "-", "0", "TERMINATED", "3/3", "|g1|", "93.50"]
 
 
+def test_summary_table_shows_each_trial_budget_and_its_argmax_cost():
+    trials = pd.DataFrame({"method": ["unas", "unas"], "trial_label": ["u<=5", "u<=12"], "seed": [0, 0],
+                           "status": ["TERMINATED"] * 2, "epochs_done": [2, 2], "total_epochs": [2, 2],
+                           "genotype": ["|a|", "|b|"], "cost_budget": [5.0, 12.0], "cost_argmax": [4.5345, 11.9]})
+    text = summary_table(trials).splitlines()
+    assert text[0].split()[:5] == ["method", "hp", "seed", "budget", "argmax"]
+    assert [line.split()[3:5] for line in text[1:]] == [["12", "11.9"], ["5", "4.535"]]
+
+
 def test_trials_request_the_spec_resources_and_tune_expands_exactly_the_spec_trials(tmp_path):
     from ray.tune.search.variant_generator import generate_variants
 

@@ -190,19 +190,28 @@ def summary_table(trials: pd.DataFrame, column: str | None = None) -> str:
     if column not in bench_cols:
         column = bench_cols[0] if bench_cols else None
     hp_cols = [c for c in trials.columns if c.startswith("hp_")]
+    budgets = "cost_budget" in trials.columns and trials["cost_budget"].notna().any()
     lines = []
-    header = ["method", "hp", "seed", "status", "epochs", "genotype"] + ([column] if column else [])
+    header = (["method", "hp", "seed"] + (["budget", "argmax cost"] if budgets else [])
+              + ["status", "epochs", "genotype"] + ([column] if column else []))
     for _, r in trials.sort_values(["method", "trial_label", "seed"]).iterrows():
         hp = ",".join(f"{c[3:]}={r[c]}" for c in hp_cols if not _missing(r[c]))
         epochs = f"{r.get('epochs_done', 0)}/{r.get('total_epochs', '?')}"
         bench = r.get(column) if column else None
-        row = [r["method"], hp or "-", str(r["seed"]), str(r["status"]), epochs, str(r.get("genotype", "-"))]
+        row = [r["method"], hp or "-", str(r["seed"])]
+        if budgets:  # under a cost budget: the budget and the argmax's true cost (trainables/search/budget.py)
+            row += [_number(r.get("cost_budget")), _number(r.get("cost_argmax"))]
+        row += [str(r["status"]), epochs, str(r.get("genotype", "-"))]
         if column:
             row.append("-" if _missing(bench) else f"{float(bench):.2f}")
         lines.append(row)
     widths = [max(len(str(x)) for x in col) for col in zip(header, *lines)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     return "\n".join([fmt.format(*header)] + [fmt.format(*row) for row in lines])
+
+
+def _number(v: Any) -> str:
+    return "-" if _missing(v) else f"{float(v):.4g}"
 
 
 def _missing(v: Any) -> bool:
