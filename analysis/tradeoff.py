@@ -160,10 +160,7 @@ def table_front(bench, space: str, dataset: str, source: str, column: str) -> Ta
     if not np.isfinite(costs).any():
         raise ValueError(f"{source_label(source)} has no figure for the table's architectures on {dataset}")
     sp = _known_space(space)
-    try:
-        complete = sp is not None and len(sp.enumerate()) == len(bench)
-    except ValueError:  # a space too large to enumerate
-        complete = False
+    complete = sp is not None and sp.count() == len(bench)  # None for a space that cannot be enumerated
     return TableFront(archs, costs, accuracies, column, pareto_front(costs, accuracies), complete, bench.source)
 
 

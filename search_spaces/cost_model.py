@@ -77,12 +77,9 @@ class AdditiveCost:
 
 
 def _fit_archs(space: SearchSpace, seed: int) -> list[str]:
-    try:
-        archs = space.enumerate()
-    except ValueError:
-        archs = []
-    if archs and len(archs) <= ENUMERATE_UP_TO:
-        return archs
+    count = space.count()
+    if count is not None and count <= ENUMERATE_UP_TO:
+        return space.enumerate()
     from search_spaces.latency_lut import random_architectures
 
     return random_architectures(space, SAMPLED, seed=seed)

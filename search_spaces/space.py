@@ -178,6 +178,14 @@ class SearchSpace(ABC):
         """Every architecture of the space, canonical; a ValueError where enumeration does not apply."""
         raise ValueError(f"space {self.name!r} cannot be enumerated; pass an architecture list instead")
 
+    def count(self) -> int | None:
+        """How many architectures `enumerate` lists, without listing them (a space with a closed form overrides
+        this; listing NB-1shot1's space 3 takes seconds); None where enumeration does not apply."""
+        try:
+            return len(self.enumerate())
+        except ValueError:
+            return None
+
     # ----- size keywords ------------------------------------------------------------------------------
     def sizes(self, kind: str, given: Mapping[str, Any] | None = None, *, field: str = "") -> dict[str, int]:
         """`search_size` or `proxy_size` (`kind` = 'search' | 'proxy') updated with `given`; a key the space

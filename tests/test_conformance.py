@@ -113,8 +113,9 @@ def test_method_on_space_searches_samples_and_resumes_exactly(method, space_name
     strip = lambda rows: [{k: "nan" if isinstance(v, float) and math.isnan(v) else v  # noqa: E731
                            for k, v in r.items() if k != "epoch_time_s"} for r in rows]
     assert strip(head + tail) == strip(full)
+    resumed_state = resumed.model.state_dict()
     for k, v in unbroken.model.state_dict().items():
-        assert torch.equal(v, resumed.model.state_dict()[k]), k
+        assert torch.equal(v, resumed_state[k]), k
     for k, v in dist.mode_probabilities().items():
         assert torch.equal(v, resumed.distribution.mode_probabilities()[k]), k
 
@@ -209,3 +210,18 @@ def test_sizes_reject_a_key_the_space_does_not_take():
         with pytest.raises(ValueError, match=f"takes no size key 'width_multiplier'.*{name}|{name}.*width"):
             space.sizes("search", {"width_multiplier": 2})
         assert space.sizes("proxy") == dict(space.proxy_size)
+
+
+@pytest.mark.parametrize("space_name", SPACES)
+def test_the_space_counts_what_it_enumerates(space_name):
+    """`count()` (what cost-model fits and the report ask before listing a space) is `len(enumerate())`, checked by
+    listing where that takes under a second; None exactly where enumeration does not apply."""
+    space = get_space(space_name)
+    count = space.count()
+    if count is None:
+        with pytest.raises(ValueError):
+            space.enumerate()
+    elif count <= 50_000:
+        assert count == len(space.enumerate())
+    else:
+        assert isinstance(count, int)

@@ -119,6 +119,9 @@ class DartsSpace(SearchSpace):
 
         return draw_genotype(Genotype.parse(self.canonical(arch)))
 
+    def count(self) -> None:
+        return None
+
     def enumerate(self) -> list[str]:
         raise ValueError("the DARTS space has about 10^18 architectures (per cell 7^8 op choices x 180 input "
                          "choices, squared): whole-space scoring does not apply; sample architectures instead")

@@ -14,7 +14,16 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from search_spaces.nb1shot1.encoding import OPS, Arch, all_architectures, canonical, get_spec, parse, to_nb101
+from search_spaces.nb1shot1.encoding import (
+    OPS,
+    Arch,
+    all_architectures,
+    canonical,
+    count_architectures,
+    get_spec,
+    parse,
+    to_nb101,
+)
 from search_spaces.nb1shot1.nb101_network import NB101Network
 from search_spaces.nb1shot1.networks import NB1Shot1SuperNet, input_group
 from search_spaces.space import ArchWeights, SearchSpace
@@ -109,6 +118,10 @@ class NB1Shot1Space(SearchSpace):
 
     def enumerate(self) -> list[str]:
         return [a.to_string() for a in all_architectures(self.number)]
+
+    def count(self) -> int:
+        """`len(enumerate())` from the parent sets alone: every block's op counted (`count_loose_ops`)."""
+        return count_architectures(self.number, count_loose_ops=True)
 
     def row_names(self, group: str) -> list[str]:
         if group == "ops":

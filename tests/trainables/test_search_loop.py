@@ -81,10 +81,11 @@ def test_resume_is_bit_exact(config, tmp_path, method):
     assert resumed.epoch == 1 and not resumed.done
     tail = [resumed.run_epoch() for _ in range(2)]
     assert _without_time(head + tail) == _without_time(full)
+    resumed_state, resumed_probs = resumed.model.state_dict(), resumed.distribution.mode_probabilities()
     for k, v in unbroken.model.state_dict().items():
-        assert torch.equal(v, resumed.model.state_dict()[k]), k
+        assert torch.equal(v, resumed_state[k]), k
     for k, v in unbroken.distribution.mode_probabilities().items():
-        assert torch.equal(v, resumed.distribution.mode_probabilities()[k])
+        assert torch.equal(v, resumed_probs[k])
     state = torch.load(path, weights_only=True)  # plain tensors and containers only
     assert state["epoch"] == 1 and state["method"] == method and state["config"]["method"] == method
 
