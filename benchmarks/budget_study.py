@@ -47,11 +47,13 @@ def search(budget: float | None, args: argparse.Namespace) -> Path:
     from trainables.search.loop import SearchRun
 
     tag = "free" if budget is None else f"{args.device}_{budget:g}"
+    tag += f"_lr{args.arch_lr:g}_e{args.epochs}" if args.arch_lr is not None or args.epochs != 5 else ""
     ckpt = RUNS / f"{tag}.pt"
     ckpt.parent.mkdir(parents=True, exist_ok=True)
     config = {"method": "balenas", "space": "nb201", "dataset": "cifar10", "data_root": args.data_root,
               "download": False, "C": 8, "N": 1, "batch_size": 64, "epochs": args.epochs,
-              "train_size": args.train_size, "device": "cpu", "seed": args.seed, "benchmark": "nb201"}
+              "train_size": args.train_size, "device": "cpu", "seed": args.seed, "benchmark": "nb201",
+              "method_params": {} if args.arch_lr is None else {"arch_lr": args.arch_lr}}
     if budget is not None:
         config["cost"] = {"metric": "latency", "device": args.device, "budget": budget, "mode": args.mode,
                           "weight": args.weight}
@@ -77,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", default="penalty", choices=["penalty", "lagrangian"])
     parser.add_argument("--weight", type=float, default=5.0)
     parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--arch-lr", type=float, help="balenas' architecture learning rate (default: its own)")
     parser.add_argument("--train-size", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--samples", type=int, default=20)
@@ -133,8 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         out.to_csv(args.out, index=False, float_format="%.4f")
     print(f"\ndevice {args.device}; search C=8, N=1, {args.epochs} epochs on {args.train_size} CIFAR-10 images, "
-          f"{args.mode} weight {args.weight}; {args.samples} samples, rules over {', '.join(args.names)}; "
-          f"load {_load_avg()}\n")
+          f"{args.mode} weight {args.weight}, arch_lr {args.arch_lr or 'default'}; {args.samples} samples, "
+          f"rules over {', '.join(args.names)}; load {_load_avg()}\n")
     print("| budget (ms) | E[latency] at the end | rule | latency (ms) | within | C10 test | C100 test (C10 search) "
           "| optimum under budget C10 / C100 | samples within |\n|---|---|---|---|---|---|---|---|---|")
     for r in out.itertuples():
