@@ -137,6 +137,18 @@ def part_values(space: SearchSpace, metric: str, size: Mapping[str, Any], num_cl
     return out
 
 
+def check_source(metric: str, device: str | None, lut: str | None) -> None:
+    """A ValueError naming `cost.<field>` unless `metric` is known and has exactly its source: `device` or `lut` for
+    'latency', neither for 'params' and 'flops'."""
+    if metric not in METRICS:
+        raise ValueError(f"cost.metric: must be one of {', '.join(METRICS)}, got {metric!r}")
+    if metric == "latency" and (device is None) == (lut is None):
+        raise ValueError("cost: a latency cost needs exactly one of `device` (a packaged table's device) or `lut`"
+                         " (a table measured with `balenas latency measure`)")
+    if metric != "latency" and (device is not None or lut is not None):
+        raise ValueError(f"cost: `device` and `lut` apply to metric 'latency', not {metric!r}")
+
+
 def source_cost(space: SearchSpace | str, metric: str, *, device: str | None = None, lut: str | None = None,
                 size: Mapping[str, Any] | None = None, dataset: str = "cifar10") -> tuple[Callable[[str], float], str]:
     """(the source's own cost of one architecture, the source's label `device:<d>` | `lut:<path>` |
@@ -145,13 +157,7 @@ def source_cost(space: SearchSpace | str, metric: str, *, device: str | None = N
     from search_spaces.costs import check_devices, dataset_shape, latency_ms, split_size
 
     space = get_space(space) if isinstance(space, str) else space
-    if metric not in METRICS:
-        raise ValueError(f"cost.metric: must be one of {', '.join(METRICS)}, got {metric!r}")
-    if metric == "latency" and (device is None) == (lut is None):
-        raise ValueError("cost: a latency budget needs exactly one of `device` (a packaged table's device) or `lut`"
-                         " (a table measured with `balenas latency measure`)")
-    if metric != "latency" and (device is not None or lut is not None):
-        raise ValueError(f"cost: `device` and `lut` apply to metric 'latency', not {metric!r}")
+    check_source(metric, device, lut)
     size = split_size(space, size)
     if metric == "latency" and lut is not None:
         from search_spaces.latency_lut import LatencyTable
@@ -223,13 +229,7 @@ def true_costs(space: SearchSpace | str, archs, metric: str, *, device: str | No
     from search_spaces.latency_lut import GRAPH_COMPILERS, OVERHEAD, LatencyTable, decomposition
 
     space = get_space(space) if isinstance(space, str) else space
-    if metric not in METRICS:
-        raise ValueError(f"cost.metric: must be one of {', '.join(METRICS)}, got {metric!r}")
-    if metric == "latency" and (device is None) == (lut is None):
-        raise ValueError("cost: a latency cost needs exactly one of `device` (a packaged table's device) or `lut`"
-                         " (a table measured with `balenas latency measure`)")
-    if metric != "latency" and (device is not None or lut is not None):
-        raise ValueError(f"cost: `device` and `lut` apply to metric 'latency', not {metric!r}")
+    check_source(metric, device, lut)
     size = split_size(space, size)
     if lut is not None:
         path = Path(lut).expanduser().resolve()

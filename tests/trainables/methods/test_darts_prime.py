@@ -16,6 +16,7 @@ from more_methods_kit import (
     assert_run_search,
     forward_fn,
     roundtrip,
+    run_steps,
     tiny_setup,
 )
 from torch import nn
@@ -286,21 +287,9 @@ def test_fixed_schedule_through_the_loop_and_no_host_sync():
 
 # ----- resume, sampling, parameters ---------------------------------------------------------------------
 def run_prime(dist, model, opt, batches, start, steps, epoch):
-    """The loop's order by hand (update after every `update_interval`-th weight step); the non-None outputs."""
-    outs = []
+    """The loop's order by hand (more_methods_kit.run_steps) after the epoch hook; the non-None outputs."""
     dist.on_epoch_start(epoch, 2)
-    for step in range(start, start + steps):
-        (x, y), (xv, yv) = batches[step % len(batches)]
-        ew = dist.weights_for_weight_step()
-        loss = F.cross_entropy(model(x, ew.weights, ew.active), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if (step + 1) % dist.update_interval == 0:
-            out = dist.update(ArchStepContext(model, forward_fn(model), F.cross_entropy, (x, y), (xv, yv), opt,
-                                              0.05, step + 1, epoch, 2))
-            outs.append(None if out is None else {k: v.clone() for k, v in out.items()})
-    return outs
+    return run_steps(dist, model, opt, batches, start, steps, epoch)
 
 
 def test_resume_is_exact_with_the_dynamic_schedule():
