@@ -22,7 +22,7 @@ def load_gpu_check():
     return module
 
 
-@pytest.mark.slow
+@pytest.mark.heavy
 def test_cpu_tiny_mode_runs_every_section(tmp_path, tiny_cifar10):
     """A large budget so that no section is cut short on a loaded machine: in --tiny every section's work is
     bounded by step counts (a quiet 2-core machine finishes in well under a minute)."""
@@ -91,7 +91,7 @@ def test_bad_arguments_name_the_flag(tmp_path):
         gpu_check.main(["--out", str(tmp_path), "--device", "cpu", "--data", str(tmp_path / "nope")])
 
 
-@pytest.mark.slow
+@pytest.mark.heavy
 def test_packed_trials_without_ray_run_as_subprocesses(monkeypatch):
     gpu_check = load_gpu_check()
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError: the machine without Ray

@@ -29,7 +29,7 @@ from trainables.sweep.spec import validate_spec
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.heavy  # multi-node Ray clusters on this machine: `python -m pytest -m heavy`
 
 
 def _cluster():

@@ -30,7 +30,7 @@ def test_published_parameter_counts(genotype, kwargs, millions):
     assert round(count_parameters(network(genotype, **kwargs)) / 1e6, 1) == millions
 
 
-@pytest.mark.slow
+@pytest.mark.heavy
 def test_nb301_sample_params_reproduced(shared_data):
     """NASLib's `params` for all 500 NB301 sample architectures, exactly.
 

@@ -21,7 +21,7 @@ def test_best_architecture_parameter_count_matches_published(shared_data):
     assert _params_m(network(best["arch_str"])) == pytest.approx(best["params_M_cifar10"], abs=1e-6)
 
 
-@pytest.mark.slow
+@pytest.mark.heavy
 def test_parameter_counts_match_benchmark_table(shared_data):
     """Every 8th architecture (1,954 nets) against the NB201 table's params_M_cifar10, to 1e-6 M.
 
