@@ -10,7 +10,8 @@ entry is never an anonymous NaN: `is_error(v)` tells it apart, and `to_row()` wr
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -75,3 +76,14 @@ def cross_entropy_backward(net: nn.Module, inputs: torch.Tensor, targets: torch.
     if not loss.requires_grad:
         raise ProxyFailure("loss does not depend on any weight")
     loss.backward()
+
+
+@contextmanager
+def hooks_removed(handles: Iterable[torch.utils.hooks.RemovableHandle]) -> Iterator[None]:
+    """Keep a proxy's hook `handles` for the block and remove them however it ends: a proxy scores a copy of the
+    network, but its hooks must never outlive the pass they record."""
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()

@@ -14,7 +14,7 @@ import math
 import torch
 from torch import nn
 
-from trainables.proxies.base import cross_entropy_backward, finite, weight_layers
+from trainables.proxies.base import cross_entropy_backward, finite, hooks_removed, weight_layers
 
 
 def compute(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
@@ -39,11 +39,8 @@ def compute(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> floa
 
     for i, layer in enumerate(layers):
         handles.append(layer.register_forward_hook(forward_hook(i)))
-    try:
+    with hooks_removed(handles):
         cross_entropy_backward(net, inputs, targets)
-    finally:
-        for h in handles:
-            h.remove()
     total = torch.zeros((), dtype=torch.float64, device=inputs.device)
     for i, layer in enumerate(layers):
         if i in saliency:

@@ -14,6 +14,8 @@ import math
 import torch
 from torch import nn
 
+from trainables.proxies.base import hooks_removed
+
 
 def conv_macs(layer: nn.Conv2d, output: torch.Tensor) -> int:
     per_position = (layer.in_channels // layer.groups) * math.prod(layer.kernel_size)
@@ -30,10 +32,6 @@ def compute(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> floa
             total[0] += module.in_features * module.out_features * math.prod(output.shape[1:-1])
 
     handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    try:
-        with torch.no_grad():
-            net(inputs[:1])
-    finally:
-        for h in handles:
-            h.remove()
+    with hooks_removed(handles), torch.no_grad():
+        net(inputs[:1])
     return float(total[0])

@@ -48,7 +48,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from trainables.proxies.base import ProxyFailure, finite
+from trainables.proxies.base import ProxyFailure, finite, hooks_removed
 
 
 def correlation(features: torch.Tensor) -> torch.Tensor:
@@ -84,12 +84,8 @@ def compute(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> floa
         return record
 
     handles = [m.register_forward_hook(hook(name)) for name, m in net.named_modules()]
-    try:
-        with torch.no_grad():
-            net(inputs[:1])
-    finally:
-        for h in handles:
-            h.remove()
+    with hooks_removed(handles), torch.no_grad():
+        net(inputs[:1])
     if bad:
         raise ProxyFailure(f"non-finite feature map in {len(bad)} module(s), first {bad[0]!r}")
     if not values:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from trainables.proxies.base import ProxyFailure, finite
+from trainables.proxies.base import ProxyFailure, finite, hooks_removed
 
 
 def _reachable(root) -> set:
@@ -48,12 +48,9 @@ def compute(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> floa
         records.append((code_kernel((x.detach() > 0).flatten(1)), output))
 
     handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, nn.ReLU)]
-    try:
+    with hooks_removed(handles):
         x = inputs.detach().clone().requires_grad_(True)
         y = net(x)
-    finally:
-        for h in handles:
-            h.remove()
     if y.grad_fn is None:
         raise ProxyFailure("network output does not depend on its input or weights")
     live = _reachable(y.grad_fn)

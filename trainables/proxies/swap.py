@@ -41,7 +41,7 @@ import math
 import torch
 from torch import nn
 
-from trainables.proxies.base import ProxyFailure, finite
+from trainables.proxies.base import ProxyFailure, finite, hooks_removed
 from trainables.proxies.zen import gaussian_init
 
 REPEATS = 32
@@ -99,12 +99,8 @@ def sample_wise_patterns(net: nn.Module, inputs: torch.Tensor) -> int:
             layers.append(_layer_patterns(pack_patterns((output.detach() > 0).reshape(output.shape[0], -1))))
 
     handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, nn.ReLU)]
-    try:
-        with torch.no_grad():
-            net(inputs)
-    finally:
-        for h in handles:
-            h.remove()
+    with hooks_removed(handles), torch.no_grad():
+        net(inputs)
     if not layers:
         raise ProxyFailure("no ReLU on a 4-D feature map ran in the forward pass")
     return count_patterns(layers)

@@ -51,7 +51,7 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from trainables.proxies.base import ProxyFailure, finite
+from trainables.proxies.base import ProxyFailure, finite, hooks_removed
 
 ALPHA = 0.01
 REPEATS = 1
@@ -87,12 +87,8 @@ def pre_gap_features(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
     handles = [m.register_forward_hook(after) for m in net.modules()]
     handles += [m.register_forward_pre_hook(before_linear) for m in net.modules() if isinstance(m, nn.Linear)]
-    try:
-        with torch.no_grad():
-            net(x)
-    finally:
-        for h in handles:
-            h.remove()
+    with hooks_removed(handles), torch.no_grad():
+        net(x)
     if not pairs:
         raise ProxyFailure("no Linear classifier ran, so there is no pre-GAP feature map")
     fmap, feat = pairs[-1]
