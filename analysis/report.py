@@ -71,21 +71,6 @@ def benchmark_from_specs(tables: RunTables) -> Path | None:
     return None
 
 
-def _md_table(frame: pd.DataFrame) -> str:
-    """A small DataFrame as a Markdown table (no tabulate dependency)."""
-    cols = [str(c) for c in frame.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    for rec in frame.itertuples(index=False):
-        lines.append("| " + " | ".join(_md_cell(v) for v in rec) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def _md_cell(v) -> str:
-    if v is None or (isinstance(v, float) and pd.isna(v)):
-        return ""
-    return str(v).replace("|", "\\|").replace("\n", " ")
-
-
 def trial_status(trials: pd.DataFrame) -> pd.DataFrame:
     """Trials per method and status (columns: method, one per status, total)."""
     if trials.empty or "status" not in trials.columns:
@@ -137,7 +122,7 @@ def build_report(tables: RunTables, out_dir: str | Path, benchmark: str | Path |
     elif not Path(benchmark).expanduser().is_file():
         raise FileNotFoundError(f"benchmark table not found: {benchmark}")
     skipped = list(tables.skipped)
-    final_lines = final_mod.final_section(tables.runs, _md_table, skipped=skipped)
+    final_lines = final_mod.final_section(tables.runs, tables_mod.md_table, skipped=skipped)
     if skipped and not final_lines and all(tables[t].empty for t in TABLES):
         raise NothingToReport(skipped)
     created = not out_dir.exists()
@@ -173,11 +158,11 @@ def _write_report(tables: RunTables, out_dir: Path, benchmark: str | Path | None
 
     lines += ["## Trials", ""]
     status = trial_status(tables.trials)
-    lines.append(_md_table(status) if len(status) else "No trials table.\n")
+    lines.append(tables_mod.md_table(status) if len(status) else "No trials table.\n")
     failed = failed_trials(tables.trials)
     if len(failed):
         lines += [f"**{len(failed)} trial(s) did not finish**; they are left out of the result tables:", "",
-                  _md_table(failed)]
+                  tables_mod.md_table(failed)]
 
     note = ""
     if benchmark is not None:  # what the benchmark's columns mean; its class is the run's space's
@@ -205,8 +190,8 @@ def _write_report(tables: RunTables, out_dir: Path, benchmark: str | Path | None
                   ""]
 
     lines += arch_mod.section(chosen, tables_mod.run_space(chosen), plots_mod.proxy_columns(tables.samples),
-                              out_dir, _md_table)
-    tradeoff = tradeoff_mod.section(tables, out_dir, benchmark, _md_table, selections=chosen)
+                              out_dir, tables_mod.md_table)
+    tradeoff = tradeoff_mod.section(tables, out_dir, benchmark, tables_mod.md_table, selections=chosen)
     lines += tradeoff.lines
     lines += final_lines
 
@@ -221,7 +206,7 @@ def _write_report(tables: RunTables, out_dir: Path, benchmark: str | Path | None
 
     env = environment(tables.trials)
     lines += ["## Environment", ""]
-    lines.append(_md_table(env) if len(env) else "No library versions recorded in the trials table.\n")
+    lines.append(tables_mod.md_table(env) if len(env) else "No library versions recorded in the trials table.\n")
 
     if notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]

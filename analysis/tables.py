@@ -268,6 +268,21 @@ def layout(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(data, index=pd.Index(index, name="method"), columns=columns)
 
 
+def md_table(frame: pd.DataFrame) -> str:
+    """A small DataFrame as a Markdown table (no tabulate dependency)."""
+    cols = [str(c) for c in frame.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for rec in frame.itertuples(index=False):
+        lines.append("| " + " | ".join(_md_cell(v) for v in rec) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _md_cell(v) -> str:
+    if v is None or (isinstance(v, float) and pd.isna(v)):
+        return ""
+    return str(v).replace("|", "\\|").replace("\n", " ")
+
+
 def _md_escape(text: str) -> str:
     return str(text).replace("|", "\\|")
 

@@ -51,6 +51,7 @@ from analysis.frames import (
     test_column,
 )
 from analysis.load import RunTables
+from analysis.plots import _slug
 from search_spaces.pareto import hypervolume, optimum_under_budget, pareto_front
 
 #: the columns a searched-under-a-budget row carries (trainables.proxy_stage)
@@ -368,22 +369,6 @@ def _labelled(samples: pd.DataFrame, chosen: pd.DataFrame) -> tuple[pd.DataFrame
     return of(samples), of(chosen)
 
 
-def _markdown(frame: pd.DataFrame) -> str:
-    """A small DataFrame as a Markdown table."""
-    def cell(v) -> str:
-        return "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v).replace("|", "\\|")
-
-    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "|".join("---" for _ in frame.columns) + "|"]
-    lines += ["| " + " | ".join(cell(v) for v in rec) + " |" for rec in frame.itertuples(index=False)]
-    return "\n".join(lines) + "\n"
-
-
-def _slug(text: str) -> str:
-    import re
-
-    return re.sub(r"[^A-Za-z0-9-]+", "_", str(text)).strip("_") or "x"
-
-
 def _plot(samples: pd.DataFrame, chosen: pd.DataFrame, table: TableFront | None, budgets: list[float],
           fronts: bool, *, title: str, xlabel: str, ylabel: str, path: Path):
     """The group's figure: accuracy against cost (samples, chosen per rule, budgets, the table's front) and, with
@@ -465,7 +450,7 @@ def section(tables: RunTables, out_dir: str | Path, benchmark: str | Path | None
     out = TradeoffSection()
     if not (has_budgets(tables.samples) or has_budgets(tables.selections)):
         return out
-    md_table = md_table or _markdown
+    md_table = md_table or tables_mod.md_table
     if selections is None:
         selections = tables_mod.selections_frame(tables, benchmark)[0]
     wanted = ("space", "dataset", "arch", "rule", "note", *BUDGET_COLUMNS)
