@@ -217,16 +217,14 @@ def true_costs(space: SearchSpace | str, archs, metric: str, *, device: str | No
       `table(device, *, dataset, size) -> {canonical arch: ms}` (a Mapping or a pandas Series indexed by the
       architecture), read once and looked up by string; otherwise the source is called once per distinct
       architecture. NaN where the source has no figure (another size or data set than its table's).
-    - `lut` (metric 'latency'): the measured table's prediction (`LatencyTable.predict`), its medians read once.
-    - 'params' / 'flops': the sums over the space's parts (`part_values`, counted once) x `latency_counts`.
+    - `lut` (metric 'latency') and 'params' / 'flops': `source_cost`'s function (the table read once, the parts
+      counted once), called once per distinct architecture.
 
     Results are cached per process by (space, metric, source, dataset, size); `archs` may repeat and need not
     be canonical (each distinct spelling is canonicalised once)."""
-    import inspect
     from pathlib import Path
 
-    from search_spaces.costs import check_devices, dataset_shape, latency_source, split_size
-    from search_spaces.latency_lut import GRAPH_COMPILERS, OVERHEAD, LatencyTable, decomposition
+    from search_spaces.costs import check_devices, latency_ms, latency_source, split_size
 
     space = get_space(space) if isinstance(space, str) else space
     check_source(metric, device, lut)
@@ -248,43 +246,18 @@ def true_costs(space: SearchSpace | str, archs, metric: str, *, device: str | No
             source = latency_source(space)
             bulk = getattr(source, "table", None) if source is not None else None
             found = bulk(device, dataset=dataset, size=size) if callable(bulk) else None
-            if found is not None:
+            if found is not None:  # the bulk lookup: one read, then a string lookup per architecture
                 got = found.get if hasattr(found, "get") else dict(found).get
                 values = {c: got(c) for c in fresh}
-            elif source is None:
-                values = {c: None for c in fresh}
-            else:  # as `search_spaces.costs.call_latency_source`, the signature read once
-                context = {"dataset": dataset, "size": size}
-                try:
-                    params = inspect.signature(source).parameters
-                    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-                        context = {k: v for k, v in context.items() if k in params}
-                except (TypeError, ValueError):
-                    pass
-                values = {c: source(c, device, **context) for c in fresh}
+            else:
+                values = {c: latency_ms(space, c, size, dataset, [device]).get(device) for c in fresh}
             for c, v in values.items():
                 v = float(v) if v is not None else float("nan")
                 cache[c] = v if np.isfinite(v) else float("nan")
-        elif fresh and lut is not None:
-            table = LatencyTable.read(lut)
-            if table.settings["space"] != space.name:
-                raise ValueError(f"cost.lut: {lut} was measured for space {table.settings['space']!r}, not "
-                                 f"{space.name!r}")
-            _, counts_of = decomposition(space)
-            ms, s = table.ms, table.settings
-            overhead = ms.get(OVERHEAD, 0.0)
-            for c in fresh:  # `LatencyTable.predict`, its medians read once
-                used = counts_of(c, s["num_classes"], s["image_size"], **s["size"],
-                                 live_only=s["backend"] in GRAPH_COMPILERS)
-                if any(k not in ms for k in used):
-                    table.predict(c, space)  # raises, naming the missing parts
-                cache[c] = overhead + float(sum(n * max(ms[k] - overhead, 0.0) for k, n in used.items()))
-        elif fresh:
-            classes, image_size = dataset_shape(dataset)
-            _, counts_of = decomposition(space)
-            values = part_values(space, metric, size, classes, image_size)
-            for c in fresh:  # the sum `cost_model` fits for params and FLOPs
-                cache[c] = sum(n * values[k] for k, n in counts_of(c, classes, image_size, **size).items())
+        elif fresh:  # a measured LUT or the parts' params / FLOPs: the source itself, built once
+            cost, _ = source_cost(space, metric, lut=lut, size=size, dataset=dataset)
+            for c in fresh:
+                cache[c] = float(cost(c))
         for a, c in canonical.items():
             cache[a] = cache[c]
     return np.fromiter((cache[a] for a in archs), dtype=np.float64, count=len(archs))
