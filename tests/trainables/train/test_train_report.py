@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from analysis import final as final_mod
-from analysis.report import _md_table
+from analysis.tables import md_table
 from trainables.runs import store
 
 A, B = "arch-a", "arch-b"
@@ -36,7 +36,7 @@ def test_errors_per_method_and_rule_with_published_rows(tmp_path):
     assert table.loc["balenas", "trainings"] == 4 and table.loc["balenas", "architectures"] == 1
     assert table.loc["balenas", "test error %"] == f"2.60 ± {pd.Series([2.5, 2.7, 2.5, 2.7]).std():.2f}"
     assert table.loc["darts-v2", "test error %"] == "3.10"  # the failed training is left out
-    lines = "\n".join(final_mod.final_section([tmp_path / "run"], _md_table))
+    lines = "\n".join(final_mod.final_section([tmp_path / "run"], md_table))
     assert "## Final training" in lines and "1 training(s) did not finish" in lines
     assert "| DARTS (second order) | 2.76 ± 0.09 |" in lines and "| BaLeNAS | 2.37 |" in lines
     assert "arXiv 2111.13204" in lines
@@ -55,7 +55,7 @@ def test_published_rows_belong_to_the_space(tmp_path):
     assert final_mod.published_rows("darts", "ImageNet16-120").empty
     rows = [row(A, 0, 10.0, [], space="nb201", dataset="cifar10", protocol="nb201-12")]
     write_final(tmp_path / "run", rows)
-    lines = "\n".join(final_mod.final_section([tmp_path / "run"], _md_table))
+    lines = "\n".join(final_mod.final_section([tmp_path / "run"], md_table))
     assert "### nb201 · cifar10 · nb201-12" in lines and "Published" not in lines and "2.76" not in lines
 
 
@@ -72,4 +72,4 @@ def test_trained_against_the_table_per_architecture(tmp_path):
 
 def test_no_final_table_no_section(tmp_path):
     (tmp_path / "run").mkdir()
-    assert final_mod.final_section([tmp_path / "run"], _md_table) == []
+    assert final_mod.final_section([tmp_path / "run"], md_table) == []
